@@ -1,0 +1,124 @@
+package sse
+
+import (
+	"context"
+)
+
+// Broker orders a hub's events, keeps their history and delivers them to
+// the hub: the part of a Hub that a shared engine can replace so that hubs on
+// several nodes deliver the same events and any node can serve a replay.
+// Config.Broker nil means the in-memory broker, which keeps Config.History
+// events.
+//
+// A Hub calls Subscribe once, before it serves any stream, and Close once,
+// from Shutdown. Publish and Replay may be called concurrently with each
+// other and with deliveries.
+type Broker interface {
+	// Publish assigns m.Pos, a position later than every earlier message's,
+	// keeps m in history and delivers it to every subscribed hub. It must
+	// not keep m.Body after it returns unless it copies it.
+	Publish(ctx context.Context, m *Message) error
+
+	// Subscribe registers deliver, which the broker calls for every
+	// published message in position order, never concurrently with itself.
+	// It returns the position of the last message before the first one it
+	// will deliver ("" if there is none), the point from which replays up to
+	// the first delivery start.
+	Subscribe(deliver func(*Message)) (last string, err error)
+
+	// Replay calls fn, in position order, for each message after the
+	// position after and up to and including the position until, stopping
+	// early if fn returns false. after is what a client sent as
+	// Last-Event-ID, so it may be anything; until is a position the broker
+	// delivered. ok is false, and fn is not called, when after is not a
+	// position the history can resume from: unknown, older than the
+	// history, or from another epoch. reason then says which, in a word
+	// ("unknown", "expired" or "epoch"). Replay must not hold locks that
+	// Publish needs while it calls fn: fn writes to the network.
+	Replay(ctx context.Context, after, until string, fn func(*Message) bool) (ok bool, reason string, err error)
+
+	// Close releases the broker's resources. The hub makes no calls after
+	// it.
+	Close() error
+}
+
+// Message is an event as a Broker carries it: encoded once, with the
+// audience it is for.
+type Message struct {
+	// Pos is the message's position, assigned by Broker.Publish. It is the
+	// SSE id a stream sees unless ID is set. The in-memory broker writes
+	// "<epoch>-<sequence>": the epoch is random per broker, so ids from an
+	// earlier run are recognised, and the sequence counts up from 1.
+	Pos string
+
+	// ID is Event.ID: an id the application chose, written instead of Pos.
+	ID string
+
+	// To is the audience: every stream, a topic's streams, or one client
+	// ID's streams.
+	To Target
+
+	// Key is Event.Key, the conflation key.
+	Key string
+
+	// Body is the encoded event without its id line: the event, retry and
+	// data lines and the blank line that ends the frame.
+	Body []byte
+
+	buf    []byte // Body with idHeadroom bytes before it, when the hub encoded it
+	frame  []byte // the id line and Body, built once per message
+	queued int    // streams the local delivery queued it to
+}
+
+// Target says which streams a Message is for.
+type Target struct {
+	Kind TargetKind
+	Name string // the topic or the client ID; empty for Everyone
+}
+
+// TargetKind is the kind of audience of a Message.
+type TargetKind uint8
+
+// The audiences of a Message.
+const (
+	Everyone TargetKind = iota // every stream: Hub.Broadcast
+	Topic                      // the streams subscribed to Target.Name: Hub.Publish
+	Client                     // the streams of the client ID Target.Name: Hub.Send
+)
+
+// idHeadroom is room kept before an encoded body for its id line, so the
+// frame is built in place without a second allocation.
+const idHeadroom = 48
+
+// newMessage encodes a validated event into a message for to.
+func newMessage(e *Event, to Target) *Message {
+	buf := make([]byte, idHeadroom, idHeadroom+encodedSize(e))
+	buf = appendBody(buf, e)
+	return &Message{ID: e.ID, To: to, Key: e.Key, Body: buf[idHeadroom:], buf: buf}
+}
+
+// buildFrame sets m.frame to its id line followed by its body, writing the
+// id line into the headroom when the body has it.
+func (m *Message) buildFrame() {
+	if m.frame != nil {
+		return
+	}
+	id := m.ID
+	if id == "" {
+		id = m.Pos
+	}
+	if id == "" {
+		m.frame = m.Body
+		return
+	}
+	line := len("id: ") + len(id) + 1
+	if m.buf != nil && line <= idHeadroom {
+		f := m.buf[idHeadroom-line:]
+		appendIDLine(f[:0], id) // writes into the headroom, in place
+		m.frame = f
+		return
+	}
+	f := make([]byte, 0, line+len(m.Body))
+	f = appendIDLine(f, id)
+	m.frame = append(f, m.Body...)
+}

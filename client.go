@@ -1,0 +1,238 @@
+package sse
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stream is one connected event stream: a bounded queue of frames that any
+// goroutine may add to without blocking, and the writer that drains it, which
+// runs on the stream's own request goroutine.
+type stream struct {
+	hub      *Hub
+	info     StreamInfo
+	clientID string
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+
+	// Guarded by hub.mu.
+	topics map[string]struct{}
+	index  int // in hub.reg.all
+
+	mu     sync.Mutex // guards the fields below
+	queue  []*Message
+	bytes  int // sum of the queued frames' lengths
+	closed bool
+	reason DisconnectReason
+
+	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
+	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
+
+	spare []*Message // writer-owned: the drained queue, kept for reuse
+}
+
+func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
+	s := &stream{
+		hub:      h,
+		info:     info,
+		clientID: info.ClientID,
+		w:        w,
+		rc:       http.NewResponseController(w),
+		wake:     make(chan struct{}, 1),
+	}
+	if len(info.Topics) > 0 {
+		s.topics = make(map[string]struct{}, len(info.Topics))
+		for _, t := range info.Topics {
+			s.topics[t] = struct{}{}
+		}
+	}
+	return s
+}
+
+// enqueue adds m's frame to the queue and reports whether it did. It never
+// blocks on the client. A queued frame with the same non-empty Key is
+// replaced. If the frame does not fit, the stream is ended as slow.
+func (s *stream) enqueue(m *Message) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if m.Key != "" {
+		for i, q := range s.queue {
+			if q.Key == m.Key {
+				s.bytes -= len(q.frame)
+				copy(s.queue[i:], s.queue[i+1:])
+				s.queue[len(s.queue)-1] = nil
+				s.queue = s.queue[:len(s.queue)-1]
+				break
+			}
+		}
+	}
+	if s.bytes+len(m.frame) > s.hub.cfg.QueueBytes {
+		s.closed, s.reason = true, ReasonSlow
+		s.mu.Unlock()
+		s.hub.stats.slow.Add(1)
+		s.signal()
+		return false
+	}
+	s.queue = append(s.queue, m)
+	s.bytes += len(m.frame)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+// close ends the stream for reason, unless it has already ended.
+func (s *stream) close(reason DisconnectReason) {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed, s.reason = true, reason
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// signal wakes the writer. The channel is never closed, so signalling a
+// finished stream is harmless.
+func (s *stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// isClosed reports whether the stream has been ended.
+func (s *stream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// take removes everything queued. A stream ended as slow hands over
+// nothing: its client cannot keep up and will replay after reconnecting.
+func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason) {
+	s.mu.Lock()
+	batch = s.queue
+	s.queue, s.spare = s.spare, nil
+	s.bytes = 0
+	closed, reason = s.closed, s.reason
+	s.mu.Unlock()
+	if closed && reason == ReasonSlow {
+		return nil, true, reason
+	}
+	return batch, closed, reason
+}
+
+// run drains the queue until the stream ends, and returns why it ended.
+func (s *stream) run(done <-chan struct{}) DisconnectReason {
+	for {
+		select {
+		case <-s.wake:
+		case <-done:
+			return ReasonClientGone
+		}
+		batch, closed, reason := s.take()
+		if len(batch) > 0 {
+			err := s.write(batch)
+			clear(batch)
+			if cap(batch) <= maxSpare {
+				s.spare = batch[:0]
+			}
+			if err != nil {
+				s.close(ReasonWriteFailed)
+				s.hub.log.Warn("sse: write failed", "client", s.clientID, "err", err)
+				return ReasonWriteFailed
+			}
+		}
+		if closed {
+			return reason
+		}
+	}
+}
+
+// maxSpare is the largest drained queue kept for reuse; larger ones are
+// left to the garbage collector so an idle stream stays small.
+const maxSpare = 256
+
+// writeChunk bounds the bytes gathered into one write.
+const writeChunk = 32 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+
+// write writes the frames of batch, gathered into as few writes as possible,
+// then flushes, all under the write deadline.
+func (s *stream) write(batch []*Message) error {
+	if err := s.deadline(); err != nil {
+		return err
+	}
+	if len(batch) == 1 {
+		if _, err := s.w.Write(batch[0].frame); err != nil {
+			return err
+		}
+	} else {
+		bp := chunkPool.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for _, m := range batch {
+			if len(buf) > 0 && len(buf)+len(m.frame) > writeChunk {
+				if _, err := s.w.Write(buf); err != nil {
+					chunkPool.Put(bp)
+					return err
+				}
+				buf = buf[:0]
+			}
+			if len(m.frame) > writeChunk {
+				if _, err := s.w.Write(m.frame); err != nil {
+					chunkPool.Put(bp)
+					return err
+				}
+				continue
+			}
+			buf = append(buf, m.frame...)
+		}
+		var err error
+		if len(buf) > 0 {
+			_, err = s.w.Write(buf)
+		}
+		*bp = buf[:0]
+		chunkPool.Put(bp)
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.rc.Flush(); err != nil {
+		return err
+	}
+	s.wrote.Store(true)
+	s.hub.stats.written.Add(uint64(len(batch)))
+	return nil
+}
+
+// deadline sets the write deadline for the next write. Writers that cannot
+// take a deadline (a wrapper without Unwrap, a test recorder) are written
+// without one.
+func (s *stream) deadline() error {
+	err := s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+// entitled reports whether the stream may receive m. topics is a snapshot
+// of the stream's topics.
+func (s *stream) entitled(m *Message, topics map[string]struct{}) bool {
+	switch m.To.Kind {
+	case Everyone:
+		return true
+	case Topic:
+		_, ok := topics[m.To.Name]
+		return ok
+	case Client:
+		return m.To.Name == s.clientID
+	}
+	return false
+}

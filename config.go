@@ -1,0 +1,150 @@
+package sse
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults for the zero fields of a Config.
+const (
+	DefaultHistory      = 1024
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultQueueBytes   = 256 << 10
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultRetry        = 3 * time.Second
+	DefaultRefuseRetry  = 10 * time.Second
+)
+
+// Config configures a Hub. The zero Config is valid; every field says what
+// its zero value means. A Hub copies its Config: later changes have no
+// effect.
+type Config struct {
+	// ClientID identifies the client a request belongs to, for example the
+	// login of its session. Streams with the same ID all receive Hub.Send to
+	// that ID. An error answers the request with 401 Unauthorized, or with
+	// the status the error carries (see StatusError), and registers
+	// nothing; the error text is logged, never sent. An empty ID with a nil
+	// error counts as an error. Nil means a random ID per stream.
+	ClientID func(*http.Request) (string, error)
+
+	// Topics returns the topics a new stream subscribes to, for example from
+	// the query (?topic=a&topic=b). An error answers 400 Bad Request, or the
+	// status the error carries. Nil means no topics.
+	Topics func(*http.Request) ([]string, error)
+
+	// History is how many events the in-memory broker keeps for
+	// Last-Event-ID replay. Zero means DefaultHistory (1024); negative keeps
+	// none, so a reconnect that missed anything gets a ResetEvent. Ignored
+	// when Broker is set.
+	History int
+
+	// Broker orders, keeps and carries events. Nil means in memory, for a
+	// single process.
+	Broker Broker
+
+	// Heartbeat is the longest a stream stays silent: a stream that wrote
+	// nothing for about this long gets a comment, which keeps proxies from
+	// closing it. Zero means DefaultHeartbeat (15 s); negative disables
+	// heartbeats. One hub-wide ticker serves every stream.
+	Heartbeat time.Duration
+
+	// QueueBytes bounds each stream's queue of frames waiting to be written.
+	// A stream whose queue would overflow is ended as slow (conflated
+	// events replace their predecessors instead of adding up). Zero means
+	// DefaultQueueBytes (256 KiB). An event larger than this is refused with
+	// ErrEventTooLarge. Queues take memory only while they hold frames.
+	QueueBytes int
+
+	// WriteTimeout bounds each write to a stream; a stream whose write takes
+	// longer is ended. Zero means DefaultWriteTimeout (10 s). The server's
+	// own http.Server.WriteTimeout does not apply to streams: the hub clears
+	// it when a stream starts.
+	WriteTimeout time.Duration
+
+	// Retry is the reconnection time sent to every stream when it starts.
+	// Zero means DefaultRetry (3 s); negative sends none, leaving the
+	// browser's default.
+	Retry time.Duration
+
+	// MaxStreams limits the streams open at once; MaxStreamsPerClient the
+	// streams of one client ID. A request over a limit is answered 200 with
+	// a retry field of about RefuseRetry and no events, so browsers try
+	// again later (they give up for good on 5xx). Zero means no limit.
+	MaxStreams          int
+	MaxStreamsPerClient int
+
+	// RefuseRetry is the reconnection time suggested to refused requests;
+	// up to half of it again is added at random to spread reconnects. Zero
+	// means DefaultRefuseRetry (10 s).
+	RefuseRetry time.Duration
+
+	// OnConnect, if set, is called once for every stream, after it is
+	// registered and before anything is written to it, so a Hub.Send from
+	// OnConnect reaches it. It runs on the stream's goroutine and delays the
+	// stream until it returns.
+	OnConnect func(StreamInfo)
+
+	// OnDisconnect, if set, is called once for every stream that OnConnect
+	// was called for, after the stream is unregistered, with the reason it
+	// ended.
+	OnDisconnect func(StreamInfo, DisconnectReason)
+
+	// Logger receives the hub's diagnostics: refused requests at Info,
+	// slow and failed streams at Warn, connects and disconnects at Debug.
+	// Nil means no logging.
+	Logger *slog.Logger
+}
+
+// StreamInfo describes a stream to the connect and disconnect hooks.
+type StreamInfo struct {
+	ClientID    string        // from Config.ClientID
+	Topics      []string      // from Config.Topics, at connect; do not modify
+	LastEventID string        // the Last-Event-ID the request carried, if any
+	Request     *http.Request // the stream's request
+}
+
+// withDefaults validates c and fills in its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	neg := func(name string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("sse: Config.%s is negative (%d)", name, v))
+		}
+	}
+	neg("QueueBytes", int64(c.QueueBytes))
+	neg("WriteTimeout", int64(c.WriteTimeout))
+	neg("MaxStreams", int64(c.MaxStreams))
+	neg("MaxStreamsPerClient", int64(c.MaxStreamsPerClient))
+	neg("RefuseRetry", int64(c.RefuseRetry))
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	if c.ClientID == nil {
+		c.ClientID = randomClientID
+	}
+	if c.History == 0 {
+		c.History = DefaultHistory
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Retry == 0 {
+		c.Retry = DefaultRetry
+	}
+	if c.RefuseRetry == 0 {
+		c.RefuseRetry = DefaultRefuseRetry
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

@@ -1,0 +1,38 @@
+package sse
+
+// DisconnectReason says why a stream ended. Config.OnDisconnect receives it.
+type DisconnectReason uint8
+
+// The reasons a stream ends.
+const (
+	// ReasonClientGone: the client closed the connection, or the request's
+	// context ended.
+	ReasonClientGone DisconnectReason = iota
+	// ReasonSlow: the stream's queue overflowed (Config.QueueBytes). The
+	// client reconnects and replays what it missed.
+	ReasonSlow
+	// ReasonWriteFailed: a write or flush failed, or took longer than
+	// Config.WriteTimeout.
+	ReasonWriteFailed
+	// ReasonDisconnected: Hub.Disconnect ended the client's streams.
+	ReasonDisconnected
+	// ReasonShutdown: Hub.Shutdown or Hub.Close ended the stream.
+	ReasonShutdown
+)
+
+// String returns the reason in a word or two, for logs.
+func (r DisconnectReason) String() string {
+	switch r {
+	case ReasonClientGone:
+		return "client gone"
+	case ReasonSlow:
+		return "slow"
+	case ReasonWriteFailed:
+		return "write failed"
+	case ReasonDisconnected:
+		return "disconnected"
+	case ReasonShutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}

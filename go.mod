@@ -1,0 +1,3 @@
+module github.com/ssehub/sse
+
+go 1.24

@@ -1,0 +1,398 @@
+package sse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Hub is an http.Handler that serves Server-Sent Events: every GET request
+// it handles becomes a stream that receives the events published on the hub
+// for it. All methods are safe for concurrent use. Create one with NewHub.
+type Hub struct {
+	cfg    Config
+	broker Broker
+	mem    *memoryBroker // the broker, when it is the in-memory default
+	log    *slog.Logger
+
+	mu        sync.RWMutex // guards reg, closed, heartbeat; deliveries hold it for reading
+	reg       registry
+	closed    bool
+	heartbeat bool // the heartbeat goroutine is running
+
+	lastPos atomic.Pointer[string] // the position of the last delivered message
+	closing atomic.Bool            // Shutdown has begun
+	done    chan struct{}          // closed when Shutdown begins
+	wg      sync.WaitGroup         // streams and the heartbeat goroutine
+	stop    sync.Once              // closes the broker
+	stats   counters
+}
+
+// NewHub returns a Hub configured by cfg. It fails when cfg has a negative
+// size or duration where none is allowed, or when cfg.Broker refuses the
+// subscription.
+func NewHub(cfg Config) (*Hub, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		cfg:  cfg,
+		log:  cfg.Logger,
+		reg:  newRegistry(),
+		done: make(chan struct{}),
+	}
+	if cfg.Broker != nil {
+		h.broker = cfg.Broker
+	} else {
+		h.mem = newMemoryBroker(max(cfg.History, 0))
+		h.broker = h.mem
+	}
+	last, err := h.broker.Subscribe(h.deliver)
+	if err != nil {
+		return nil, fmt.Errorf("sse: broker subscription: %w", err)
+	}
+	h.lastPos.Store(&last)
+	return h, nil
+}
+
+// Broadcast queues ev to every open stream and keeps it in history for
+// replay. It returns the number of streams it was queued to, or an error if
+// ev is invalid (ErrInvalidEvent), larger than a stream's queue
+// (ErrEventTooLarge) or the hub is closed (ErrHubClosed). It never waits for
+// a client.
+func (h *Hub) Broadcast(ev Event) (int, error) {
+	return h.publish(&ev, Target{Kind: Everyone})
+}
+
+// Publish queues ev to every stream subscribed to topic. It returns and
+// fails as Broadcast does, and also fails for an empty topic.
+func (h *Hub) Publish(topic string, ev Event) (int, error) {
+	if topic == "" {
+		return 0, errors.New("sse: Publish to an empty topic")
+	}
+	return h.publish(&ev, Target{Kind: Topic, Name: topic})
+}
+
+// Send queues ev to every stream of clientID (all its tabs). It returns and
+// fails as Broadcast does. An event for a client with no open stream is
+// still kept in history, so the client receives it if it reconnects with a
+// Last-Event-ID that history covers.
+func (h *Hub) Send(clientID string, ev Event) (int, error) {
+	if clientID == "" {
+		return 0, errors.New("sse: Send to an empty client ID")
+	}
+	return h.publish(&ev, Target{Kind: Client, Name: clientID})
+}
+
+// publish validates and encodes ev once, then hands it to the broker, which
+// delivers it through h.deliver.
+func (h *Hub) publish(ev *Event, to Target) (int, error) {
+	if h.closing.Load() {
+		return 0, ErrHubClosed
+	}
+	if err := ev.Validate(); err != nil {
+		return 0, err
+	}
+	m := newMessage(ev, to)
+	if n := len(m.Body) + idHeadroom; n > h.cfg.QueueBytes {
+		return 0, fmt.Errorf("%w: a %d-byte event does not fit a %d-byte stream queue (Config.QueueBytes)",
+			ErrEventTooLarge, n, h.cfg.QueueBytes)
+	}
+	if err := h.broker.Publish(context.Background(), m); err != nil {
+		return 0, fmt.Errorf("sse: broker: %w", err)
+	}
+	h.stats.published.Add(1)
+	if h.mem == nil {
+		return 0, nil // an external broker may deliver later, on its own goroutine
+	}
+	return m.queued, nil
+}
+
+// deliver queues m to the streams it is for. The broker calls it in
+// position order, one message at a time.
+func (h *Hub) deliver(m *Message) {
+	m.buildFrame()
+	n := 0
+	h.mu.RLock()
+	switch m.To.Kind {
+	case Everyone:
+		for _, s := range h.reg.all {
+			if s.enqueue(m) {
+				n++
+			}
+		}
+	case Topic:
+		for s := range h.reg.byTopic[m.To.Name] {
+			if s.enqueue(m) {
+				n++
+			}
+		}
+	case Client:
+		for _, s := range h.reg.byID[m.To.Name] {
+			if s.enqueue(m) {
+				n++
+			}
+		}
+	}
+	// Stored last, still under the lock: whoever reads the position under
+	// the write lock (register, the heartbeat) knows every message up to it
+	// is queued.
+	h.lastPos.Store(&m.Pos)
+	h.mu.RUnlock()
+	m.queued = n
+	h.stats.queued.Add(uint64(n))
+}
+
+// Subscribe adds topics to every open stream of clientID and returns how
+// many streams that was. Streams opened later get their topics from
+// Config.Topics only, so an application that subscribes at run time should
+// make Config.Topics return the same topics for that client's next request.
+func (h *Hub) Subscribe(clientID string, topics ...string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	streams := h.reg.byID[clientID]
+	for _, s := range streams {
+		for _, t := range topics {
+			if t != "" {
+				h.reg.subscribe(s, t)
+			}
+		}
+	}
+	return len(streams)
+}
+
+// Unsubscribe removes topics from every open stream of clientID and returns
+// how many streams that was.
+func (h *Hub) Unsubscribe(clientID string, topics ...string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	streams := h.reg.byID[clientID]
+	for _, s := range streams {
+		for _, t := range topics {
+			h.reg.unsubscribe(s, t)
+		}
+	}
+	return len(streams)
+}
+
+// Disconnect ends every open stream of clientID, after each has written what
+// was already queued to it, and returns how many streams that was. Browsers
+// reconnect unless the application answers their next request with an
+// error status from Config.ClientID.
+func (h *Hub) Disconnect(clientID string) int {
+	h.mu.RLock()
+	streams := append([]*stream(nil), h.reg.byID[clientID]...)
+	h.mu.RUnlock()
+	for _, s := range streams {
+		s.close(ReasonDisconnected)
+	}
+	return len(streams)
+}
+
+// Stats returns a snapshot of the hub's state and counters.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	st := Stats{Streams: len(h.reg.all), Clients: len(h.reg.byID), Topics: len(h.reg.byTopic)}
+	h.mu.RUnlock()
+	st.Published = h.stats.published.Load()
+	st.Queued = h.stats.queued.Load()
+	st.Written = h.stats.written.Load()
+	st.SlowDisconnects = h.stats.slow.Load()
+	st.Replays = h.stats.replays.Load()
+	st.Resets = h.stats.resets.Load()
+	st.Refused = h.stats.refused.Load()
+	st.Heartbeats = h.stats.heartbeats.Load()
+	return st
+}
+
+// Shutdown ends every stream, after each has written what was already
+// queued to it (within Config.WriteTimeout), and waits until every stream
+// handler and the heartbeat goroutine have returned, or ctx ends. From the
+// moment it is called, Send, Broadcast and Publish fail with ErrHubClosed
+// and new requests are refused with a retry hint. It is safe to call more
+// than once; every call waits. Once streams are done it closes the Broker.
+//
+// http.Server.Shutdown waits for active requests, which open streams are,
+// so shut the hub down first, or register it:
+// srv.RegisterOnShutdown(hub.Close).
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.closing.Store(true)
+	h.mu.Lock()
+	var streams []*stream
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+		streams = append(streams, h.reg.all...)
+	}
+	h.mu.Unlock()
+	for _, s := range streams {
+		s.close(ReasonShutdown)
+	}
+	waited := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var err error
+	h.stop.Do(func() { err = h.broker.Close() })
+	return err
+}
+
+// Close is Shutdown without a deadline.
+func (h *Hub) Close() {
+	_ = h.Shutdown(context.Background())
+}
+
+// ServeHTTP serves one event stream. It answers 405 to anything but GET, the
+// ClientID and Topics functions' errors with their status, and requests over
+// a limit or to a closing hub with 200 and a retry hint. Otherwise it
+// registers the stream, replays what a Last-Event-ID missed, and writes
+// events until the client leaves or the hub ends the stream.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
+		return
+	}
+	id, err := h.cfg.ClientID(r)
+	if err == nil && id == "" {
+		err = errors.New("sse: Config.ClientID returned an empty ID")
+	}
+	if err != nil {
+		h.reject(w, r, "client ID", err, http.StatusUnauthorized)
+		return
+	}
+	var topics []string
+	if h.cfg.Topics != nil {
+		topics, err = h.cfg.Topics(r)
+		for _, t := range topics {
+			if err == nil && t == "" {
+				err = errors.New("sse: Config.Topics returned an empty topic")
+			}
+		}
+		if err != nil {
+			h.reject(w, r, "topics", err, http.StatusBadRequest)
+			return
+		}
+	}
+	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
+	s := newStream(h, info, w)
+	pos, refusal := h.register(s)
+	if refusal != "" {
+		h.refuse(w, r, refusal)
+		return
+	}
+	defer h.wg.Done()
+	if h.cfg.OnConnect != nil {
+		h.cfg.OnConnect(info)
+	}
+	reason := h.serve(s, r, pos)
+	h.unregister(s)
+	h.log.Debug("sse: stream ended", "client", id, "reason", reason)
+	if h.cfg.OnDisconnect != nil {
+		h.cfg.OnDisconnect(info, reason)
+	}
+}
+
+// register adds s to the registry unless the hub is closed or a limit is
+// reached, in which case it says why. pos is the position of the last
+// message delivered before s was registered: s receives every later one
+// live, and replays catch up to pos.
+func (h *Hub) register(s *stream) (pos string, refusal string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		return "", "hub closing"
+	case h.cfg.MaxStreams > 0 && len(h.reg.all) >= h.cfg.MaxStreams:
+		return "", "MaxStreams reached"
+	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.clientID]) >= h.cfg.MaxStreamsPerClient:
+		return "", "MaxStreamsPerClient reached"
+	}
+	h.reg.add(s)
+	h.wg.Add(1)
+	if !h.heartbeat && h.cfg.Heartbeat > 0 {
+		h.heartbeat = true
+		h.wg.Add(1)
+		go h.beat()
+	}
+	return *h.lastPos.Load(), ""
+}
+
+func (h *Hub) unregister(s *stream) {
+	s.close(ReasonClientGone) // nothing more is queued to it
+	h.mu.Lock()
+	h.reg.remove(s)
+	h.mu.Unlock()
+}
+
+// serve writes the stream's headers, its replay or starting position, and
+// then its queue until it ends.
+func (h *Hub) serve(s *stream, r *http.Request, pos string) DisconnectReason {
+	hdr := s.w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	s.w.WriteHeader(http.StatusOK)
+	// Streams outlive http.Server.WriteTimeout: clear it, and bound each
+	// write instead (stream.deadline). Writers that cannot are fine.
+	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return ReasonWriteFailed
+	}
+	if reason, ok := h.start(s, r, pos); !ok {
+		return reason
+	}
+	return s.run(r.Context().Done())
+}
+
+// refuse answers a request the hub will not serve now with 200 and a retry
+// hint, so the browser tries again later: a 5xx would make it give up.
+func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, why string) {
+	h.stats.refused.Add(1)
+	h.log.Info("sse: request refused", "reason", why, "remote", r.RemoteAddr)
+	retry := h.cfg.RefuseRetry
+	if half := int64(retry / 2); half > 0 {
+		retry += time.Duration(mrand.Int64N(half))
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(retryFrame(nil, retry))
+}
+
+// reject answers a request whose client ID or topics could not be
+// determined. The error is logged, never sent.
+func (h *Hub) reject(w http.ResponseWriter, r *http.Request, what string, err error, fallback int) {
+	code := statusOf(err, fallback)
+	h.log.Info("sse: request rejected", "step", what, "status", code, "err", err, "remote", r.RemoteAddr)
+	http.Error(w, http.StatusText(code), code)
+}
+
+// retryFrame appends a block holding only a retry field.
+func retryFrame(dst []byte, d time.Duration) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, max(d.Milliseconds(), 1), 10)
+	return append(dst, '\n', '\n')
+}
+
+// randomClientID is the default Config.ClientID: 96 random bits.
+func randomClientID(*http.Request) (string, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,101 @@
+// Package sse serves Server-Sent Events from any net/http server.
+//
+// A [Hub] is an [http.Handler]: mount it on a mux and every GET request
+// becomes a long-lived event stream. Application code pushes events with
+// [Hub.Broadcast] (every stream), [Hub.Publish] (streams subscribed to a
+// topic) and [Hub.Send] (every stream of one client ID). None of them ever
+// waits for a client: each event is validated, encoded once, and its bytes are
+// shared by every recipient's bounded queue. A per-stream writer drains its
+// queue into one write and one flush.
+//
+// Frames follow the WHATWG HTML "Server-sent events" rules exactly (see
+// [AppendEvent]), and [Decoder] parses a stream the way a browser does, so Go
+// programs and tests can read what the hub writes.
+//
+// # Delivery guarantees
+//
+//   - Order: every stream receives the events it is entitled to in the order
+//     they were published on the hub.
+//   - Replay: the hub numbers events (see [Message.Pos]) and keeps a bounded
+//     history. A browser that reconnects sends Last-Event-ID and receives
+//     exactly the events it missed, with no gap and no duplicate, before live
+//     events resume. When the history cannot cover the gap, the stream
+//     receives one event of type [ResetEvent] instead, so the page can reload
+//     its state: never a silent gap.
+//   - Slow clients: a stream whose queue fills is ended; the browser
+//     reconnects and replays what it missed. Other streams are never slowed.
+//     Events with a [Event.Key] are conflated instead: only the newest queued
+//     event per key is kept.
+//   - Shutdown: [Hub.Shutdown] ends every stream and returns once every
+//     goroutine the hub started or runs on has finished.
+//
+// # Several nodes
+//
+// Ordering, history and replay live behind the [Broker] interface. The
+// default is in memory; a shared engine lets hubs on several machines deliver
+// the same events and replay from any node.
+package sse
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// ResetEvent is the event type a stream receives when its Last-Event-ID
+// cannot be resumed: the id is unknown, older than the history, or from
+// another hub epoch (an earlier run of the process). Its data is the reason,
+// one of "unknown", "expired" or "epoch", and its id is the hub's current
+// position, so the next reconnect resumes from there. A page should treat it
+// as "reload your state", for example by fetching a snapshot:
+//
+//	es.addEventListener("sse-reset", () => reloadEverything());
+const ResetEvent = "sse-reset"
+
+// ErrHubClosed is returned by Send, Broadcast, Publish and friends after
+// Shutdown or Close has begun.
+var ErrHubClosed = errors.New("sse: hub is closed")
+
+// ErrInvalidEvent is wrapped by every error that reports an event that
+// cannot be encoded: a CR, LF or NUL in its ID or Type, invalid UTF-8, a
+// negative Retry. Test with errors.Is.
+var ErrInvalidEvent = errors.New("sse: invalid event")
+
+// ErrEventTooLarge is wrapped by the errors that report an event larger than
+// a configured bound: a Decoder's maximum event size, or a Hub's per-stream
+// queue (an event that could never fit into any queue is refused).
+var ErrEventTooLarge = errors.New("sse: event too large")
+
+// StatusError is an error that carries the HTTP status a Hub answers with
+// when Config.ClientID or Config.Topics returns it. Any error with a method
+// StatusCode() int works the same way; errors without one answer 401
+// (ClientID) or 400 (Topics).
+type StatusError struct {
+	Code int   // an HTTP status code, such as http.StatusForbidden
+	Err  error // the cause, logged but never sent to the client
+}
+
+// Error describes the status and the cause.
+func (e *StatusError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("sse: %d %s", e.Code, http.StatusText(e.Code))
+	}
+	return fmt.Sprintf("sse: %d %s: %v", e.Code, http.StatusText(e.Code), e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// StatusCode returns Code.
+func (e *StatusError) StatusCode() int { return e.Code }
+
+// statusOf returns the status that err carries, or fallback.
+func statusOf(err error, fallback int) int {
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		if c := sc.StatusCode(); c >= 400 && c <= 599 {
+			return c
+		}
+	}
+	return fallback
+}

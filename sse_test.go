@@ -1,0 +1,201 @@
+package sse
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// This file holds the helpers the hub tests share: a hub on a real loopback
+// server, and a client that reads its stream with the package's Decoder.
+
+// testTimeout bounds every wait in the tests. It is a failure deadline, not
+// a performance assertion: on a loaded machine things may take long, but
+// never this long.
+const testTimeout = 20 * time.Second
+
+// newTestHub starts a hub with cfg behind an httptest server. Both are
+// closed when the test ends.
+func newTestHub(t testing.TB, cfg Config) (*Hub, *httptest.Server) {
+	t.Helper()
+	h, err := NewHub(cfg)
+	if err != nil {
+		t.Fatalf("NewHub: %v", err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	return h, srv
+}
+
+// testClient is one stream read by a Decoder on its own goroutine.
+type testClient struct {
+	t      testing.TB
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan Event
+	errc   chan error // the decoder's final error
+	dec    *Decoder
+}
+
+// dial opens a stream to url with the given request headers and fails the
+// test unless it is answered 200 text/event-stream.
+func dial(t testing.TB, client *http.Client, url string, header http.Header) *testClient {
+	t.Helper()
+	c, resp := tryDial(t, client, url, header)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		body, _ := io.ReadAll(resp.Body)
+		c.close()
+		t.Fatalf("GET %s: %s %q %q", url, resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+	c.start()
+	return c
+}
+
+// tryDial sends the request and returns without checking the answer.
+func tryDial(t testing.TB, client *http.Client, url string, header http.Header) (*testClient, *http.Response) {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	c := &testClient{t: t, resp: resp, cancel: cancel, events: make(chan Event, 1<<16), errc: make(chan error, 1)}
+	t.Cleanup(c.close)
+	return c, resp
+}
+
+func (c *testClient) start() {
+	c.dec = NewDecoder(bufio.NewReader(c.resp.Body))
+	go func() {
+		defer close(c.events)
+		for {
+			ev, err := c.dec.Decode()
+			if err != nil {
+				c.errc <- err
+				return
+			}
+			c.events <- ev
+		}
+	}()
+}
+
+func (c *testClient) close() {
+	c.cancel()
+	c.resp.Body.Close()
+}
+
+// next returns the next event, failing the test if none comes in time or
+// the stream ends.
+func (c *testClient) next() Event {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			c.t.Fatalf("stream ended: %v", <-c.errc)
+		}
+		return ev
+	case <-time.After(testTimeout):
+		c.t.Fatalf("no event within %v", testTimeout)
+	}
+	return Event{}
+}
+
+// ended waits for the stream to end and returns the decoder's error
+// (io.EOF for a clean end), skipping events.
+func (c *testClient) ended() error {
+	c.t.Helper()
+	deadline := time.After(testTimeout)
+	for {
+		select {
+		case _, ok := <-c.events:
+			if !ok {
+				return <-c.errc
+			}
+		case <-deadline:
+			c.t.Fatalf("stream did not end within %v", testTimeout)
+			return nil
+		}
+	}
+}
+
+// quiet fails the test if an event arrives within d.
+func (c *testClient) quiet(d time.Duration) {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if ok {
+			c.t.Fatalf("unexpected event %+v", ev)
+		}
+	case <-time.After(d):
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after testTimeout.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitStreams waits until the hub has n streams open.
+func waitStreams(t testing.TB, h *Hub, n int) {
+	t.Helper()
+	waitFor(t, "streams to register", func() bool { return h.Stats().Streams == n })
+}
+
+// hubGoroutines lists the stacks of goroutines running the hub's code.
+func hubGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sse.(*Hub)") || strings.Contains(g, "sse.(*stream)") {
+			found = append(found, g)
+		}
+	}
+	return found
+}
+
+func TestSmoke(t *testing.T) {
+	h, srv := newTestHub(t, Config{})
+	c := dial(t, nil, srv.URL, nil)
+	waitStreams(t, h, 1)
+	n, err := h.Broadcast(Event{Type: "greeting", Data: []byte("hello\nworld")})
+	if err != nil || n != 1 {
+		t.Fatalf("Broadcast = %d, %v; want 1, nil", n, err)
+	}
+	ev := c.next()
+	if ev.Type != "greeting" || string(ev.Data) != "hello\nworld" || ev.ID == "" {
+		t.Fatalf("got %+v", ev)
+	}
+}
