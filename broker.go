@@ -22,8 +22,11 @@ type Broker interface {
 	// Subscribe registers deliver, which the broker calls for every
 	// published message in position order, never concurrently with itself.
 	// It returns the position of the last message before the first one it
-	// will deliver ("" if there is none), the point from which replays up to
-	// the first delivery start.
+	// will deliver, the point from which replays up to the first delivery
+	// start. Before any message it should still return a position that
+	// Replay accepts (the in-memory broker returns "<epoch>-0"), so that a
+	// client that connected before the first event resumes without a gap;
+	// "" is allowed but gives such clients no resume point.
 	Subscribe(deliver func(*Message)) (last string, err error)
 
 	// Replay calls fn, in position order, for each message after the
@@ -48,7 +51,8 @@ type Message struct {
 	// Pos is the message's position, assigned by Broker.Publish. It is the
 	// SSE id a stream sees unless ID is set. The in-memory broker writes
 	// "<epoch>-<sequence>": the epoch is random per broker, so ids from an
-	// earlier run are recognised, and the sequence counts up from 1.
+	// earlier run are recognised, and the sequence counts up from 1 (0 is
+	// the position before the first message).
 	Pos string
 
 	// ID is Event.ID: an id the application chose, written instead of Pos.

@@ -64,10 +64,7 @@ func (b *memoryBroker) Subscribe(deliver func(*Message)) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.deliver = deliver
-	if b.seq == 0 {
-		return "", nil
-	}
-	return b.pos(b.seq), nil
+	return b.pos(b.seq), nil // "<epoch>-0" before the first message
 }
 
 func (b *memoryBroker) Replay(ctx context.Context, after, until string, fn func(*Message) bool) (bool, string, error) {

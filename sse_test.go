@@ -48,6 +48,7 @@ type testClient struct {
 	events chan Event
 	errc   chan error // the decoder's final error
 	dec    *Decoder
+	br     *bufio.Reader
 }
 
 // dial opens a stream to url with the given request headers and fails the
@@ -89,8 +90,38 @@ func tryDial(t testing.TB, client *http.Client, url string, header http.Header) 
 	return c, resp
 }
 
+// dialAt opens a stream and reads its opening blocks synchronously, up to
+// the id-only block that tells the client the hub's position, which it
+// returns. Events are then decoded as by dial.
+func dialAt(t testing.TB, url string, header http.Header) (*testClient, string) {
+	t.Helper()
+	c, resp := tryDial(t, nil, url, header)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	c.br = bufio.NewReader(resp.Body)
+	pos, sawID := "", false
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the opening blocks: %v", err)
+		}
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			pos, sawID = strings.TrimSuffix(id, "\n"), true
+		} else if line == "\n" && sawID {
+			break
+		}
+	}
+	c.start()
+	c.dec.SetLastEventID(pos)
+	return c, pos
+}
+
 func (c *testClient) start() {
-	c.dec = NewDecoder(bufio.NewReader(c.resp.Body))
+	if c.br == nil {
+		c.br = bufio.NewReader(c.resp.Body)
+	}
+	c.dec = NewDecoder(c.br)
 	go func() {
 		defer close(c.events)
 		for {
@@ -129,16 +160,26 @@ func (c *testClient) next() Event {
 // (io.EOF for a clean end), skipping events.
 func (c *testClient) ended() error {
 	c.t.Helper()
+	_, err := c.drain()
+	return err
+}
+
+// drain waits for the stream to end and returns the events not yet read and
+// the decoder's error.
+func (c *testClient) drain() ([]Event, error) {
+	c.t.Helper()
 	deadline := time.After(testTimeout)
+	var rest []Event
 	for {
 		select {
-		case _, ok := <-c.events:
+		case ev, ok := <-c.events:
 			if !ok {
-				return <-c.errc
+				return rest, <-c.errc
 			}
+			rest = append(rest, ev)
 		case <-deadline:
 			c.t.Fatalf("stream did not end within %v", testTimeout)
-			return nil
+			return nil, nil
 		}
 	}
 }
