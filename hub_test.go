@@ -444,4 +444,3 @@ func TestServerWriteTimeoutDoesNotCutStreams(t *testing.T) {
 		t.Fatalf("got %q", ev.Data)
 	}
 }
-
