@@ -86,14 +86,17 @@ func (s *stream) enqueue(m *Message) bool {
 	return true
 }
 
-// close ends the stream for reason, unless it has already ended.
-func (s *stream) close(reason DisconnectReason) {
+// close ends the stream for reason, unless it has already ended, and
+// returns the reason it ended for: the first one given.
+func (s *stream) close(reason DisconnectReason) DisconnectReason {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed, s.reason = true, reason
 	}
+	reason = s.reason
 	s.mu.Unlock()
 	s.signal()
+	return reason
 }
 
 // signal wakes the writer. The channel is never closed, so signalling a
@@ -143,9 +146,10 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 				s.spare = batch[:0]
 			}
 			if err != nil {
-				s.close(ReasonWriteFailed)
-				s.hub.log.Warn("sse: write failed", "client", s.clientID, "err", err)
-				return ReasonWriteFailed
+				// A stream ended as slow while its write was blocked ends as slow.
+				reason := s.close(ReasonWriteFailed)
+				s.hub.log.Warn("sse: stream ended", "client", s.clientID, "reason", reason, "err", err)
+				return reason
 			}
 		}
 		if closed {

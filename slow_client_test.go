@@ -1,0 +1,123 @@
+package sse
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A client that never reads (with a tiny socket buffer) is ended as slow
+// while 100 others receive every event in order, and a client that connects
+// afterwards is served at once.
+func TestSlowClientDoesNotStallOthers(t *testing.T) {
+	const (
+		fast  = 100
+		burst = 32 // events per round: each fast queue has room for a round
+		size  = 1024
+	)
+	reasons := make(chan DisconnectReason, fast+2)
+	h, err := NewHub(Config{
+		QueueBytes:   64 << 10,
+		WriteTimeout: time.Second,
+		Heartbeat:    -1,
+		ClientID:     func(r *http.Request) (string, error) { return r.URL.Query().Get("id"), nil },
+		OnDisconnect: func(s StreamInfo, r DisconnectReason) {
+			if s.ClientID == "slow" {
+				reasons <- r
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small server-side socket buffers (fixed, so the kernel does not grow
+	// them to megabytes) make the slow client's backlog reach the hub soon.
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallBufferListener{srv.Listener}
+	srv.Start()
+	defer srv.Close()
+	defer h.Close()
+
+	// The slow client: a raw connection with a tiny receive buffer that
+	// sends its request and never reads a byte.
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(1024); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /?id=slow HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", addr)
+
+	clients := make([]*testClient, fast)
+	for i := range clients {
+		clients[i] = dial(t, nil, fmt.Sprintf("%s?id=fast%d", srv.URL, i), nil)
+	}
+	waitStreams(t, h, fast+1)
+
+	payload := strings.Repeat("x", size)
+	sent := 0
+	round := func() {
+		t.Helper()
+		for range burst {
+			if _, err := h.Broadcast(data(fmt.Sprintf("%06d %s", sent, payload))); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		for i, c := range clients {
+			for k := sent - burst; k < sent; k++ {
+				ev := c.next()
+				if got := string(ev.Data[:6]); got != fmt.Sprintf("%06d", k) {
+					t.Fatalf("fast client %d: got event %s, want %06d", i, got, k)
+				}
+			}
+		}
+	}
+	// The slow stream's queue fills once the socket buffers do.
+	for h.Stats().SlowDisconnects == 0 {
+		if sent > 50_000 {
+			t.Fatalf("no slow disconnect after %d events", sent)
+		}
+		round()
+	}
+	t.Logf("slow disconnect after %d events of %d bytes", sent, size)
+	for range 3 {
+		round() // the others carry on
+	}
+	if st := h.Stats(); st.SlowDisconnects != 1 {
+		t.Fatalf("stats %+v: only the never-reading client may be slow", st)
+	}
+	select {
+	case r := <-reasons:
+		if r != ReasonSlow {
+			t.Fatalf("slow client ended with %v", r)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the slow stream never ended")
+	}
+	// A new client is served at once.
+	late := dial(t, nil, srv.URL+"?id=late", nil)
+	waitStreams(t, h, fast+1)
+	h.Broadcast(data("welcome"))
+	if ev := late.next(); string(ev.Data) != "welcome" {
+		t.Fatalf("late client got %q", ev.Data)
+	}
+}
+
+// smallBufferListener gives every accepted connection a 16 KiB send buffer.
+type smallBufferListener struct{ net.Listener }
+
+func (l smallBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		err = c.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}
