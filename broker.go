@@ -69,9 +69,10 @@ type Message struct {
 	// data lines and the blank line that ends the frame.
 	Body []byte
 
-	buf    []byte // Body with idHeadroom bytes before it, when the hub encoded it
-	frame  []byte // the id line and Body, built once per message
-	queued int    // streams the local delivery queued it to
+	buf       []byte // Body with idHeadroom bytes before it, when the hub encoded it
+	frame     []byte // the id line and Body, built once per message
+	queued    int    // streams the local delivery queued it to
+	heartbeat bool   // a heartbeat frame, not an event
 }
 
 // Target says which streams a Message is for.

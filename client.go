@@ -31,7 +31,8 @@ type stream struct {
 	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
 	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
 
-	spare []*Message // writer-owned: the drained queue, kept for reuse
+	spare      []*Message // writer-owned: the drained queue, kept for reuse
+	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
 }
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
@@ -119,9 +120,11 @@ func (s *stream) isClosed() bool {
 // nothing: its client cannot keep up and will replay after reconnecting.
 func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason) {
 	s.mu.Lock()
-	batch = s.queue
-	s.queue, s.spare = s.spare, nil
-	s.bytes = 0
+	if len(s.queue) > 0 { // a wake-up may find the queue already drained
+		batch = s.queue
+		s.queue, s.spare = s.spare, nil
+		s.bytes = 0
+	}
 	closed, reason = s.closed, s.reason
 	s.mu.Unlock()
 	if closed && reason == ReasonSlow {
@@ -141,8 +144,12 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 		batch, closed, reason := s.take()
 		if len(batch) > 0 {
 			err := s.write(batch)
+			// Keep the drained slice for the next drain, so a busy stream
+			// queues without allocating; a stream idle enough for a lone
+			// heartbeat gives a large one back to the garbage collector.
+			idle := len(batch) == 1 && batch[0].heartbeat
 			clear(batch)
-			if cap(batch) <= maxSpare {
+			if !idle || cap(batch) <= idleSpare {
 				s.spare = batch[:0]
 			}
 			if err != nil {
@@ -158,9 +165,8 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 	}
 }
 
-// maxSpare is the largest drained queue kept for reuse; larger ones are
-// left to the garbage collector so an idle stream stays small.
-const maxSpare = 256
+// idleSpare is the largest drained queue an idle stream keeps for reuse.
+const idleSpare = 16
 
 // writeChunk bounds the bytes gathered into one write.
 const writeChunk = 32 << 10
@@ -219,11 +225,15 @@ func (s *stream) write(batch []*Message) error {
 // take a deadline (a wrapper without Unwrap, a test recorder) are written
 // without one.
 func (s *stream) deadline() error {
-	err := s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
-	if err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
+	if s.noDeadline {
+		return nil
 	}
-	return nil
+	err := s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+	if errors.Is(err, http.ErrNotSupported) {
+		s.noDeadline = true // and stop asking: each refusal allocates an error
+		return nil
+	}
+	return err
 }
 
 // entitled reports whether the stream may receive m. topics is a snapshot

@@ -63,5 +63,7 @@ func heartbeatMessage(pos string) *Message {
 	if pos != "" {
 		b = appendIDLine(b, pos)
 	}
-	return control(b, '\n')
+	m := control(b, '\n')
+	m.heartbeat = true
+	return m
 }
