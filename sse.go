@@ -45,8 +45,9 @@ import (
 // ResetEvent is the event type a stream receives when its Last-Event-ID
 // cannot be resumed: the id is unknown, older than the history, or from
 // another hub epoch (an earlier run of the process). Its data is the reason,
-// one of "unknown", "expired" or "epoch", and its id is the hub's current
-// position, so the next reconnect resumes from there. A page should treat it
+// one of "unknown", "expired" or "epoch" (or "unavailable" when the Broker
+// failed to replay), and its id is the hub's current position, so the next
+// reconnect resumes from there. A page should treat it
 // as "reload your state", for example by fetching a snapshot:
 //
 //	es.addEventListener("sse-reset", () => reloadEverything());

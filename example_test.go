@@ -1,0 +1,275 @@
+package sse_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/ssehub/sse"
+)
+
+// A hub mounted on a mux, an event broadcast to every stream, and a Go
+// client reading it with the Decoder.
+func Example() {
+	connected := make(chan struct{}, 1)
+	hub, err := sse.NewHub(sse.Config{
+		OnConnect: func(sse.StreamInfo) { connected <- struct{}{} },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /sse", hub)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/sse")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-connected
+
+	n, err := hub.Broadcast(sse.Event{Type: "monitor_points", Data: []byte(`[{"pointId":"T1","value":21.5}]`)})
+	fmt.Println("queued to", n, "stream(s), error:", err)
+
+	ev, err := sse.NewDecoder(resp.Body).Decode()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: %s\n", ev.Type, ev.Data)
+	// Output:
+	// queued to 1 stream(s), error: <nil>
+	// monitor_points: [{"pointId":"T1","value":21.5}]
+}
+
+// Clients identified by their login receive the events sent to that login
+// on every tab they have open.
+func ExampleHub_Send() {
+	connected := make(chan string, 2)
+	hub, err := sse.NewHub(sse.Config{
+		// Identify streams by the application's session; here a header.
+		ClientID: func(r *http.Request) (string, error) {
+			if u := r.Header.Get("X-User"); u != "" {
+				return u, nil
+			}
+			return "", &sse.StatusError{Code: http.StatusUnauthorized, Err: errors.New("not logged in")}
+		},
+		OnConnect: func(s sse.StreamInfo) { connected <- s.ClientID },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+
+	var tabs []*sse.Decoder
+	for range 2 {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("X-User", "operator-7")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		tabs = append(tabs, sse.NewDecoder(resp.Body))
+		<-connected
+	}
+
+	n, _ := hub.Send("operator-7", sse.Event{Type: "alarm", Data: []byte("pump 3 stopped")})
+	fmt.Println("tabs:", n)
+	for _, tab := range tabs {
+		ev, _ := tab.Decode()
+		fmt.Printf("%s: %s\n", ev.Type, ev.Data)
+	}
+
+	resp, _ := http.Get(srv.URL) // no X-User header
+	resp.Body.Close()
+	fmt.Println("anonymous:", resp.Status)
+	// Output:
+	// tabs: 2
+	// alarm: pump 3 stopped
+	// alarm: pump 3 stopped
+	// anonymous: 401 Unauthorized
+}
+
+// Streams pick topics from their request; Publish reaches only the streams
+// subscribed to a topic.
+func ExampleHub_Publish() {
+	connected := make(chan struct{}, 1)
+	hub, err := sse.NewHub(sse.Config{
+		Topics:    func(r *http.Request) ([]string, error) { return r.URL.Query()["topic"], nil },
+		OnConnect: func(sse.StreamInfo) { connected <- struct{}{} },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "?topic=line-3")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-connected
+
+	n3, _ := hub.Publish("line-3", sse.Event{Data: []byte("line 3 running")})
+	n4, _ := hub.Publish("line-4", sse.Event{Data: []byte("line 4 running")})
+	fmt.Println("line-3:", n3, "line-4:", n4)
+	ev, _ := sse.NewDecoder(resp.Body).Decode()
+	fmt.Println(string(ev.Data))
+	// Output:
+	// line-3: 1 line-4: 0
+	// line 3 running
+}
+
+// A browser that reconnects sends Last-Event-ID; the hub replays what it
+// missed. A Go client does the same with the Decoder's LastEventID.
+func ExampleHub_ServeHTTP_replay() {
+	hub, err := sse.NewHub(sse.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+
+	hub.Broadcast(sse.Event{Data: []byte("one")})
+	hub.Broadcast(sse.Event{Data: []byte("two")})
+	hub.Broadcast(sse.Event{Data: []byte("three")})
+
+	// Pretend the client had seen "one": resume from its id. (A real
+	// client keeps Decoder.LastEventID from its previous connection.)
+	first := firstEventID(srv.URL, hub)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Last-Event-ID", first)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	d := sse.NewDecoder(resp.Body)
+	for range 2 {
+		ev, _ := d.Decode()
+		fmt.Println(string(ev.Data))
+	}
+	// Output:
+	// two
+	// three
+}
+
+// firstEventID reads the id of the first event in the hub's history by
+// resuming from the position before it, which the hub tells every new
+// stream in an id-only block.
+func firstEventID(url string, hub *sse.Hub) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			log.Fatal(err)
+		}
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			epoch, _, _ := strings.Cut(strings.TrimSpace(id), "-")
+			return epoch + "-1"
+		}
+	}
+}
+
+// Events with a Key are conflated: a stream that falls behind gets the
+// newest value per key instead of a backlog.
+func ExampleEvent_key() {
+	hub, err := sse.NewHub(sse.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	for i := range 3 {
+		hub.Broadcast(sse.Event{Type: "point", Key: "T1", Data: fmt.Appendf(nil, `{"T1":%d}`, 20+i)})
+	}
+	// A replay is conflated too: a reconnecting client gets only the newest.
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Last-Event-ID", strings.Split(firstEventID(srv.URL, hub), "-")[0]+"-0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ev, _ := sse.NewDecoder(resp.Body).Decode()
+	fmt.Println(string(ev.Data))
+	// Output:
+	// {"T1":22}
+}
+
+func ExampleAppendEvent() {
+	frame, err := sse.AppendEvent(nil, sse.Event{ID: "42", Type: "status", Data: []byte("line one\r\nline two"), Retry: 5 * time.Second})
+	fmt.Printf("%q %v\n", frame, err)
+	_, err = sse.AppendEvent(nil, sse.Event{Type: "x\nevent: injected"})
+	fmt.Println(err)
+	// Output:
+	// "id: 42\nevent: status\nretry: 5000\ndata: line one\ndata: line two\n\n" <nil>
+	// sse: invalid event: event type contains a line feed (LF) at byte 1
+}
+
+func ExampleDecoder() {
+	stream := "retry: 2000\n: a comment\nid: 7\nevent: status\ndata: up\ndata: and running\n\ndata: no id field\n\n"
+	d := sse.NewDecoder(strings.NewReader(stream))
+	for {
+		ev, err := d.Decode()
+		if err != nil {
+			fmt.Println(err, "| resume from", d.LastEventID(), "| retry", d.Retry())
+			return
+		}
+		fmt.Printf("id=%s type=%q data=%q\n", ev.ID, ev.Type, ev.Data)
+	}
+	// Output:
+	// id=7 type="status" data="up\nand running"
+	// id=7 type="" data="no id field"
+	// EOF | resume from 7 | retry 2s
+}
+
+// Shut the hub down before the server: open streams are active requests,
+// which http.Server.Shutdown would otherwise wait for. (Or register it:
+// srv.RegisterOnShutdown(hub.Close) runs it when Shutdown begins.)
+func ExampleHub_Shutdown() {
+	connected := make(chan struct{}, 1)
+	hub, err := sse.NewHub(sse.Config{OnConnect: func(sse.StreamInfo) { connected <- struct{}{} }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(hub)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-connected
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println("hub:", hub.Shutdown(ctx))
+	fmt.Println("server:", srv.Config.Shutdown(ctx))
+	_, err = hub.Broadcast(sse.Event{Data: []byte("too late")})
+	fmt.Println(err)
+	// Output:
+	// hub: <nil>
+	// server: <nil>
+	// sse: hub is closed
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every check and test of every module in this repository: what CI
+# runs (.ci/run calls this script). On a fresh Debian machine it installs
+# the one system package the tests need, Chromium (for the dashboard's
+# browser test), when run as root.
+#
+#   ./test.sh              # everything: vet, staticcheck, gofmt, go test -race, brief fuzzing
+#   FUZZTIME=60s ./test.sh # fuzz longer
+set -euo pipefail
+cd "$(dirname "$0")"
+
+fuzztime=${FUZZTIME:-5s}
+staticcheck_version=2026.2.2
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (browser tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null
+  else
+    echo "test.sh: the browser tests need Debian's chromium: apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+# Every module: the root, then the examples and tools that have their own.
+modules=$(find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
+for m in $modules; do
+  echo "== $m"
+  (
+    cd "$m"
+    go vet ./...
+    go run "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version" ./...
+    go test -race -count=1 -timeout 20m ./...
+  )
+done
+
+echo "== root: the stdlib-only promise"
+if [ "$(go list -m all)" != "github.com/ssehub/sse" ]; then
+  echo "the root module must require nothing:" >&2
+  go list -m all >&2
+  exit 1
+fi
+
+echo "== fuzzing ($fuzztime each)"
+for target in FuzzRoundTrip FuzzDecode; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
+done
+echo "== all checks passed"
