@@ -28,6 +28,9 @@ type stream struct {
 	closed bool
 	reason DisconnectReason
 
+	connMu   sync.Mutex // orders expire against the handler's return
+	finished bool       // the handler is returning; guarded by connMu
+
 	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
 	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
 
@@ -78,6 +81,11 @@ func (s *stream) enqueue(m *Message) bool {
 		s.mu.Unlock()
 		s.hub.stats.slow.Add(1)
 		s.signal()
+		// Its writer is likely blocked on the client: cut that write short
+		// rather than wait out the write timeout. The stream's handler is
+		// still running (it is registered), so the WaitGroup is non-zero.
+		s.hub.wg.Add(1)
+		go s.hub.expire(s)
 		return false
 	}
 	s.queue = append(s.queue, m)
@@ -85,6 +93,26 @@ func (s *stream) enqueue(m *Message) bool {
 	s.mu.Unlock()
 	s.signal()
 	return true
+}
+
+// expire makes a blocked write of s fail at once. It runs on its own
+// goroutine: a ResponseWriter's SetWriteDeadline may wait on its connection,
+// and enqueue must never wait.
+func (h *Hub) expire(s *stream) {
+	defer h.wg.Done()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if !s.finished { // once the handler returns, the connection may serve another request
+		_ = s.rc.SetWriteDeadline(time.Now())
+	}
+}
+
+// finish marks the stream's handler as returning: from now on the hub
+// leaves its connection alone.
+func (s *stream) finish() {
+	s.connMu.Lock()
+	s.finished = true
+	s.connMu.Unlock()
 }
 
 // close ends the stream for reason, unless it has already ended, and

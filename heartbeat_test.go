@@ -74,7 +74,7 @@ func TestHeartbeatOnlyWhenIdle(t *testing.T) {
 	if strings.Contains(busy.text(), ":\n") {
 		t.Fatalf("a busy stream got a heartbeat")
 	}
-	if n := strings.Count(strings.Join(hubGoroutines(), "\n"), "(*Hub).beat"); n != 1 {
+	if n := strings.Count(strings.Join(hubGoroutines(h), "\n"), "(*Hub).beat"); n != 1 {
 		t.Fatalf("%d heartbeat goroutines, want one for the hub", n)
 	}
 }
@@ -83,7 +83,7 @@ func TestHeartbeatOnlyWhenIdle(t *testing.T) {
 // all when heartbeats are off.
 func TestHeartbeatGoroutineLifetime(t *testing.T) {
 	h, srv := newTestHub(t, Config{Heartbeat: 40 * time.Millisecond})
-	beating := func() bool { return strings.Contains(strings.Join(hubGoroutines(), "\n"), "(*Hub).beat") }
+	beating := func() bool { return strings.Contains(strings.Join(hubGoroutines(h), "\n"), "(*Hub).beat") }
 	if beating() {
 		t.Fatal("a heartbeat goroutine runs before any stream")
 	}

@@ -29,12 +29,15 @@ type Hub struct {
 	closed    bool
 	heartbeat bool // the heartbeat goroutine is running
 
-	lastPos atomic.Pointer[string] // the position of the last delivered message
-	closing atomic.Bool            // Shutdown has begun
-	done    chan struct{}          // closed when Shutdown begins
-	wg      sync.WaitGroup         // streams and the heartbeat goroutine
-	stop    sync.Once              // closes the broker
-	stats   counters
+	lastPos  atomic.Pointer[string] // the position of the last delivered message
+	pubMu    sync.RWMutex           // publishes hold it for reading; Shutdown takes it to set closing
+	closing  bool                   // Shutdown has begun; guarded by pubMu
+	done     chan struct{}          // closed when Shutdown begins
+	wg       sync.WaitGroup         // streams, the heartbeat goroutine, slow-stream expiries
+	waitOnce sync.Once              // starts awaitDrain
+	drained  chan struct{}          // closed when wg is done after Shutdown
+	stop     sync.Once              // closes the broker
+	stats    counters
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
@@ -46,10 +49,11 @@ func NewHub(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		reg:  newRegistry(),
-		done: make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		reg:     newRegistry(),
+		done:    make(chan struct{}),
+		drained: make(chan struct{}),
 	}
 	if cfg.Broker != nil {
 		h.broker = cfg.Broker
@@ -97,7 +101,9 @@ func (h *Hub) Send(clientID string, ev Event) (int, error) {
 // publish validates and encodes ev once, then hands it to the broker, which
 // delivers it through h.deliver.
 func (h *Hub) publish(ev *Event, to Target) (int, error) {
-	if h.closing.Load() {
+	h.pubMu.RLock()
+	defer h.pubMu.RUnlock()
+	if h.closing {
 		return 0, ErrHubClosed
 	}
 	if err := ev.Validate(); err != nil {
@@ -226,7 +232,11 @@ func (h *Hub) Stats() Stats {
 // so shut the hub down first, or register it:
 // srv.RegisterOnShutdown(hub.Close).
 func (h *Hub) Shutdown(ctx context.Context) error {
-	h.closing.Store(true)
+	// Once no publish is in flight, none will start: every event published
+	// before this point is queued (and will be written), none after it.
+	h.pubMu.Lock()
+	h.closing = true
+	h.pubMu.Unlock()
 	h.mu.Lock()
 	var streams []*stream
 	if !h.closed {
@@ -238,19 +248,23 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	for _, s := range streams {
 		s.close(ReasonShutdown)
 	}
-	waited := make(chan struct{})
-	go func() {
-		h.wg.Wait()
-		close(waited)
-	}()
+	h.waitOnce.Do(func() { go h.awaitDrain() })
 	select {
-	case <-waited:
+	case <-h.drained:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	var err error
 	h.stop.Do(func() { err = h.broker.Close() })
 	return err
+}
+
+// awaitDrain closes h.drained once every stream handler and the heartbeat
+// goroutine have returned. Shutdown starts it once; every Shutdown call
+// waits on the same channel, so calls that give up leave nothing behind.
+func (h *Hub) awaitDrain() {
+	h.wg.Wait()
+	close(h.drained)
 }
 
 // Close is Shutdown without a deadline.
@@ -298,15 +312,20 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.wg.Done()
+	reason := ReasonClientGone
+	defer func() { // deferred, so a panicking hook cannot leave the stream registered
+		s.finish()
+		h.unregister(s)
+		h.log.Debug("sse: stream ended", "client", id, "reason", reason)
+		if h.cfg.OnDisconnect != nil {
+			h.cfg.OnDisconnect(info, reason)
+		}
+	}()
+	h.log.Debug("sse: stream started", "client", id, "last_event_id", info.LastEventID)
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(info)
 	}
-	reason := h.serve(s, r, pos)
-	h.unregister(s)
-	h.log.Debug("sse: stream ended", "client", id, "reason", reason)
-	if h.cfg.OnDisconnect != nil {
-		h.cfg.OnDisconnect(info, reason)
-	}
+	reason = h.serve(s, r, pos)
 }
 
 // register adds s to the registry unless the hub is closed or a limit is

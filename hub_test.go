@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -443,4 +445,25 @@ func TestServerWriteTimeoutDoesNotCutStreams(t *testing.T) {
 	if ev := c.next(); string(ev.Data) != "still here" {
 		t.Fatalf("got %q", ev.Data)
 	}
+}
+
+// A panicking OnConnect (net/http recovers handler panics) still
+// unregisters its stream and pairs with OnDisconnect.
+func TestPanickingHookLeavesNothingBehind(t *testing.T) {
+	disconnects := make(chan DisconnectReason, 1)
+	h, srv := newTestHub(t, Config{
+		OnConnect:    func(StreamInfo) { panic("application bug") },
+		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { disconnects <- r },
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // keep the recovered panic out of the test output
+	if resp, err := http.Get(srv.URL); err == nil {
+		resp.Body.Close()
+	}
+	select {
+	case <-disconnects:
+	case <-time.After(testTimeout):
+		t.Fatal("OnDisconnect was not called")
+	}
+	waitStreams(t, h, 0)
 }

@@ -32,9 +32,7 @@ func TestShutdown(t *testing.T) {
 			t.Fatalf("got %d events, %v", len(rest), err)
 		}
 	}
-	if g := hubGoroutines(); len(g) > 0 {
-		t.Fatalf("goroutines outlived Shutdown:\n%s", strings.Join(g, "\n\n"))
-	}
+	noHubGoroutines(t, h)
 	for name, call := range map[string]func() (int, error){
 		"Broadcast": func() (int, error) { return h.Broadcast(data("x")) },
 		"Publish":   func() (int, error) { return h.Publish("t", data("x")) },
@@ -96,9 +94,7 @@ func TestShutdownHonoursItsContext(t *testing.T) {
 	if err := h.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
-	if g := hubGoroutines(); len(g) > 0 {
-		t.Fatalf("goroutines outlived Shutdown:\n%s", strings.Join(g, "\n\n"))
-	}
+	noHubGoroutines(t, h)
 }
 
 // Publishing while the hub shuts down either succeeds or fails with
@@ -134,7 +130,5 @@ func TestShutdownWhilePublishing(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if g := hubGoroutines(); len(g) > 0 {
-		t.Fatalf("goroutines outlived Shutdown:\n%s", strings.Join(g, "\n\n"))
-	}
+	noHubGoroutines(t, h)
 }

@@ -22,7 +22,7 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	reasons := make(chan DisconnectReason, fast+2)
 	h, err := NewHub(Config{
 		QueueBytes:   64 << 10,
-		WriteTimeout: time.Second,
+		WriteTimeout: time.Hour, // a slow stream must end at once, not when its write times out
 		Heartbeat:    -1,
 		ClientID:     func(r *http.Request) (string, error) { return r.URL.Query().Get("id"), nil },
 		OnDisconnect: func(s StreamInfo, r DisconnectReason) {
@@ -120,4 +120,49 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 		err = c.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	}
 	return c, err
+}
+
+// Over HTTP/2 a client that stops reading is ended as slow too, and the
+// other streams carry on.
+func TestSlowClientHTTP2(t *testing.T) {
+	h, err := NewHub(Config{QueueBytes: 64 << 10, WriteTimeout: time.Hour, Heartbeat: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	defer h.Close()
+
+	// Separate connections: HTTP/2 flow control is per stream and per
+	// connection, and the stalled one must not hold the reader's window.
+	stalledClient := srv.Client()
+	stalledClient.Transport = stalledClient.Transport.(*http.Transport).Clone()
+	stalled, resp := tryDial(t, stalledClient, srv.URL, nil)
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s", resp.Proto)
+	}
+	_ = stalled // never read
+	reader := dial(t, srv.Client(), srv.URL, nil)
+	waitStreams(t, h, 2)
+
+	payload := strings.Repeat("y", 1024)
+	for sent := 0; h.Stats().SlowDisconnects == 0; {
+		if sent > 100_000 {
+			t.Fatalf("no slow disconnect after %d events", sent)
+		}
+		for range 32 {
+			h.Broadcast(data(payload))
+			sent++
+		}
+		for range 32 {
+			reader.next()
+		}
+	}
+	waitStreams(t, h, 1)
+	h.Broadcast(data("still flowing"))
+	if ev := reader.next(); string(ev.Data) != "still flowing" {
+		t.Fatalf("got %q", ev.Data)
+	}
 }

@@ -3,9 +3,11 @@ package sse
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -214,17 +216,38 @@ func waitStreams(t testing.TB, h *Hub, n int) {
 	waitFor(t, "streams to register", func() bool { return h.Stats().Streams == n })
 }
 
-// hubGoroutines lists the stacks of goroutines running the hub's code.
-func hubGoroutines() []string {
-	buf := make([]byte, 1<<20)
+// hubGoroutines lists the stacks of the goroutines running h's code: its
+// stream handlers, its heartbeat, its Shutdown waiter. Stack traces print
+// the receiver, so other hubs' goroutines are told apart.
+func hubGoroutines(h *Hub) []string {
+	buf := make([]byte, 4<<20)
 	buf = buf[:runtime.Stack(buf, true)]
+	mine := regexp.MustCompile(`sse\.\(\*Hub\)\.\w+\(` + fmt.Sprintf("%p", h) + `[,)]`)
 	var found []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "sse.(*Hub)") || strings.Contains(g, "sse.(*stream)") {
+		if mine.MatchString(g) {
 			found = append(found, g)
 		}
 	}
 	return found
+}
+
+// noHubGoroutines fails the test if goroutines of h are still running a
+// moment after Shutdown returned. (A goroutine that has just called
+// wg.Done may still be returning; none may stay.)
+func noHubGoroutines(t testing.TB, h *Hub) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		g := hubGoroutines(h)
+		if len(g) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines outlived Shutdown:\n%s", strings.Join(g, "\n\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestSmoke(t *testing.T) {

@@ -116,9 +116,7 @@ func TestStressConnectDisconnectWhilePublishing(t *testing.T) {
 	if connects.Load() != connectors*cycles || disconnects.Load() != connects.Load() {
 		t.Fatalf("%d connects, %d disconnects; want %d each", connects.Load(), disconnects.Load(), connectors*cycles)
 	}
-	if g := hubGoroutines(); len(g) > 0 {
-		t.Fatalf("goroutines outlived Shutdown:\n%s", strings.Join(g, "\n\n"))
-	}
+	noHubGoroutines(t, h)
 	st := h.Stats()
 	t.Logf("%+v", st)
 	if st.Published == 0 || st.Queued == 0 {
