@@ -88,10 +88,15 @@ func (s *stream) enqueue(m *Message) bool {
 		go s.hub.expire(s)
 		return false
 	}
+	wasEmpty := len(s.queue) == 0
 	s.queue = append(s.queue, m)
 	s.bytes += len(m.frame)
 	s.mu.Unlock()
-	s.signal()
+	if wasEmpty {
+		// A non-empty queue was signalled when it became non-empty and has
+		// not been taken since (take empties it): the writer will see m.
+		s.signal()
+	}
 	return true
 }
 

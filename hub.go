@@ -73,7 +73,8 @@ func NewHub(cfg Config) (*Hub, error) {
 // replay. It returns the number of streams it was queued to, or an error if
 // ev is invalid (ErrInvalidEvent), larger than a stream's queue
 // (ErrEventTooLarge) or the hub is closed (ErrHubClosed). It never waits for
-// a client.
+// a client. With a Config.Broker, which delivers on its own goroutine, the
+// count is 0: the event reaches streams when the broker delivers it.
 func (h *Hub) Broadcast(ev Event) (int, error) {
 	return h.publish(&ev, Target{Kind: Everyone})
 }
@@ -306,9 +307,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
+	if err := h.open(s); err != nil {
+		if errors.Is(err, http.ErrNotSupported) {
+			h.log.Warn("sse: the ResponseWriter cannot flush, so it cannot stream; "+
+				"wrap it in middleware with an Unwrap method", "err", err)
+		} else {
+			h.log.Debug("sse: stream failed to open", "client", id, "err", err)
+		}
+		return
+	}
 	pos, refusal := h.register(s)
 	if refusal != "" {
-		h.refuse(w, r, refusal)
+		h.refuse(s, r, refusal)
 		return
 	}
 	defer h.wg.Done()
@@ -360,9 +370,11 @@ func (h *Hub) unregister(s *stream) {
 	h.mu.Unlock()
 }
 
-// serve writes the stream's headers, its replay or starting position, and
-// then its queue until it ends.
-func (h *Hub) serve(s *stream, r *http.Request, pos string) DisconnectReason {
+// open writes the stream's headers and the reconnection time, and flushes
+// them, so the browser's onopen fires at once. It runs before the stream is
+// registered: nothing can be queued to it yet, so nothing can end it as slow
+// before its client has its 200.
+func (h *Hub) open(s *stream) error {
 	hdr := s.w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -371,27 +383,34 @@ func (h *Hub) serve(s *stream, r *http.Request, pos string) DisconnectReason {
 	// Streams outlive http.Server.WriteTimeout: clear it, and bound each
 	// write instead (stream.deadline). Writers that cannot are fine.
 	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return ReasonWriteFailed
+		return err
 	}
+	var batch []*Message
+	if h.cfg.Retry > 0 {
+		batch = append(batch, control(retryFrame(nil, h.cfg.Retry)))
+	}
+	return h.writeAll(s, batch)
+}
+
+// serve writes the stream's replay or starting position, and then its
+// queue until it ends.
+func (h *Hub) serve(s *stream, r *http.Request, pos string) DisconnectReason {
 	if reason, ok := h.start(s, r, pos); !ok {
 		return reason
 	}
 	return s.run(r.Context().Done())
 }
 
-// refuse answers a request the hub will not serve now with 200 and a retry
+// refuse ends an opened stream the hub will not serve now with a retry
 // hint, so the browser tries again later: a 5xx would make it give up.
-func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, why string) {
+func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	h.stats.refused.Add(1)
 	h.log.Info("sse: request refused", "reason", why, "remote", r.RemoteAddr)
 	retry := h.cfg.RefuseRetry
 	if half := int64(retry / 2); half > 0 {
 		retry += time.Duration(mrand.Int64N(half))
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(retryFrame(nil, retry))
+	_ = s.write([]*Message{control(retryFrame(nil, retry))})
 }
 
 // reject answers a request whose client ID or topics could not be

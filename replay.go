@@ -4,10 +4,9 @@ import (
 	"net/http"
 )
 
-// start writes what a stream receives before its live events, then flushes
-// so the browser's onopen fires at once:
+// start writes what a registered stream receives before its live events
+// (open has sent its headers and reconnection time):
 //
-//   - the reconnection time (Config.Retry);
 //   - with a Last-Event-ID, the events it missed, up to pos, the position
 //     the stream went live at (its live queue holds everything after pos,
 //     so there is no gap and no duplicate); or, when history cannot cover
@@ -18,9 +17,6 @@ import (
 // It returns false, with the reason, if the stream ended meanwhile.
 func (h *Hub) start(s *stream, r *http.Request, pos string) (DisconnectReason, bool) {
 	var batch []*Message
-	if h.cfg.Retry > 0 {
-		batch = append(batch, control(retryFrame(nil, h.cfg.Retry)))
-	}
 	resumed := ""
 	if last := s.info.LastEventID; last != "" {
 		missed, ok, why, err := h.missed(s, r, last, pos)
@@ -49,13 +45,19 @@ func (h *Hub) start(s *stream, r *http.Request, pos string) (DisconnectReason, b
 		batch = append(batch, control(appendIDLine(nil, pos), '\n'))
 	}
 	if err := h.writeAll(s, batch); err != nil {
-		if r.Context().Err() != nil {
-			return ReasonClientGone, false
-		}
-		h.log.Warn("sse: write failed", "client", s.clientID, "err", err)
-		return ReasonWriteFailed, false
+		return h.startFailed(s, r, err), false
 	}
 	return 0, true
+}
+
+// startFailed says why a stream ended while start was writing.
+func (h *Hub) startFailed(s *stream, r *http.Request, err error) DisconnectReason {
+	if r.Context().Err() != nil {
+		return s.close(ReasonClientGone)
+	}
+	reason := s.close(ReasonWriteFailed) // or ReasonSlow, if that came first
+	h.log.Warn("sse: stream ended", "client", s.clientID, "reason", reason, "err", err)
+	return reason
 }
 
 // missed returns the messages after last, up to pos, that s may receive,
