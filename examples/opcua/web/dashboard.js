@@ -1,0 +1,288 @@
+// The dashboard page: one EventSource, one listener per event type.
+//
+//   monitor_points  JSON [{pointId, value, status, updateAt}]: new values.
+//                   The first one on a fresh stream is the snapshot.
+//   opcua_status    JSON {state, endpoint, error, since, attempt, points}.
+//   sse-reset       the server could not resume this stream: open a fresh
+//                   one, which starts with a snapshot.
+//
+// The browser reconnects by itself after a drop and sends Last-Event-ID; the
+// server then replays exactly what was missed, so the page keeps its state.
+"use strict";
+
+(() => {
+  const WINDOW = 30000; // ms of history in a trend line
+  const $ = (id) => document.getElementById(id);
+
+  const points = new Map(); // pointId -> {sample, trend: [{t, v}], row}
+  let filter = new Set(splitList(new URLSearchParams(location.search).get("points")));
+  let es = null;
+  let drops = 0;
+  let opcuaState = "connecting";
+  let streamState = "connecting";
+
+  // window.dashboard is read by the browser test.
+  window.dashboard = { clientId: "", points };
+
+  function splitList(s) {
+    return (s || "").split(",").map((x) => x.trim()).filter(Boolean);
+  }
+
+  function randomId() {
+    const b = new Uint8Array(12);
+    crypto.getRandomValues(b);
+    return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  // open starts a fresh stream with a new client ID: the server answers it
+  // with a snapshot of the watched points, then live changes.
+  function open() {
+    if (es) es.close();
+    const q = new URLSearchParams({ client: randomId() });
+    if (filter.size) q.set("points", [...filter].join(","));
+    const src = new EventSource("events?" + q);
+    es = src;
+    window.dashboard.clientId = q.get("client");
+    $("stream-url").textContent = "/events?" + q;
+    setStream("connecting");
+
+    src.addEventListener("open", () => src === es && setStream("live"));
+    src.addEventListener("error", () => {
+      if (src !== es) return;
+      drops++;
+      if (src.readyState === EventSource.CLOSED) {
+        // The browser gave up (the server answered with an error status).
+        setStream("closed");
+        setTimeout(() => src === es && open(), 3000);
+      } else {
+        setStream("reconnecting");
+      }
+    });
+    src.addEventListener("monitor_points", (e) => {
+      if (src === es) JSON.parse(e.data).forEach(apply);
+    });
+    src.addEventListener("opcua_status", (e) => {
+      if (src === es) setOpcua(JSON.parse(e.data));
+    });
+    src.addEventListener("sse-reset", () => src === es && open());
+    pruneRows();
+  }
+
+  function watched(id) {
+    return filter.size === 0 || filter.has(id);
+  }
+
+  // apply records a sample unless the page already shows a value at least
+  // as new: a point never goes back in time. (The server guarantees this
+  // already; the check keeps the page right across fresh streams.)
+  function apply(s) {
+    let p = points.get(s.pointId);
+    if (!p) {
+      p = { sample: null, trend: [], row: null };
+      points.set(s.pointId, p);
+      addChip(s.pointId);
+    }
+    const fresh = !p.sample || s.updateAt > p.sample.updateAt; // fixed-width UTC stamps
+    if (fresh) {
+      p.sample = s;
+      const v = numeric(s.value);
+      if (v !== null) p.trend.push({ t: Date.now(), v }); // arrival time: immune to clock skew
+    }
+    if (watched(s.pointId)) render(s.pointId, p, fresh);
+  }
+
+  function numeric(v) {
+    if (typeof v === "number") return v;
+    if (typeof v === "boolean") return v ? 1 : 0;
+    return null;
+  }
+
+  function displayName(id) {
+    return id.replace(/^ns=\d+;s=/, "");
+  }
+
+  function render(id, p, changed) {
+    if (!p.row) p.row = addRow(id);
+    const s = p.sample;
+    const r = p.row;
+    r.value.textContent = formatValue(s.value);
+    r.value.className = "num value" + (typeof s.value === "boolean" ? " bool-" + s.value : "");
+    r.quality.textContent = s.status;
+    r.quality.className = "quality " + qualityClass(s.status);
+    r.time.textContent = formatTime(s.updateAt);
+    r.time.title = s.updateAt;
+    drawTrend(r.svg, p.trend, Date.now());
+    if (changed) {
+      r.value.classList.remove("flash");
+      void r.value.offsetWidth; // restart the animation
+      r.value.classList.add("flash");
+    }
+  }
+
+  function addRow(id) {
+    const empty = document.querySelector("#rows .empty");
+    if (empty) empty.remove();
+    const tr = document.createElement("tr");
+    tr.dataset.point = id;
+    tr.innerHTML =
+      '<td class="name"></td><td class="num value"></td><td class="quality"></td>' +
+      '<td class="time"></td><td class="trend"><svg viewBox="0 0 160 32" preserveAspectRatio="none">' +
+      '<polyline points=""/><circle r="2.5" cx="-10" cy="-10"/></svg></td>';
+    tr.querySelector(".name").textContent = displayName(id);
+    tr.querySelector(".name").title = id;
+    $("rows").appendChild(tr);
+    return {
+      tr,
+      value: tr.querySelector(".value"),
+      quality: tr.querySelector(".quality"),
+      time: tr.querySelector(".time"),
+      svg: tr.querySelector("svg"),
+    };
+  }
+
+  // pruneRows removes the rows of points the filter hides and repaints the
+  // watched points already known; the fresh stream's snapshot does the rest.
+  function pruneRows() {
+    for (const [id, p] of points) {
+      if (!watched(id) && p.row) {
+        p.row.tr.remove();
+        p.row = null;
+      } else if (watched(id) && p.sample) {
+        render(id, p, false);
+      }
+    }
+    document.querySelectorAll("#chips .chip").forEach((c) => c.classList.toggle("on", filter.has(c.dataset.point)));
+    $("filter-all").classList.toggle("on", filter.size === 0);
+  }
+
+  function formatValue(v) {
+    if (v === null || v === undefined) return "—";
+    if (typeof v === "number") {
+      return Number.isInteger(v)
+        ? v.toLocaleString("en-US")
+        : v.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 3 });
+    }
+    if (typeof v === "boolean") return v ? "true" : "false";
+    if (typeof v === "string") return v;
+    return JSON.stringify(v);
+  }
+
+  function formatTime(stamp) {
+    const d = new Date(stamp);
+    const pad = (n, w = 2) => String(n).padStart(w, "0");
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+
+  function qualityClass(status) {
+    if (status === "Good") return "good";
+    if (status.startsWith("Uncertain")) return "uncertain";
+    return "bad";
+  }
+
+  // drawTrend draws the last WINDOW ms of a point as a step line ending at
+  // now: a value holds until the next one arrives.
+  function drawTrend(svg, trend, now) {
+    const line = svg.querySelector("polyline");
+    const dot = svg.querySelector("circle");
+    while (trend.length > 1 && trend[1].t <= now - WINDOW) trend.shift();
+    if (trend.length === 0) return;
+    let lo = Infinity, hi = -Infinity;
+    for (const p of trend) {
+      lo = Math.min(lo, p.v);
+      hi = Math.max(hi, p.v);
+    }
+    if (hi - lo < 1e-9) {
+      lo -= 1;
+      hi += 1;
+    }
+    const w = 160, h = 32, pad = 3;
+    const x = (t) => Math.max(0, w - ((now - t) / WINDOW) * w).toFixed(1);
+    const y = (v) => (h - pad - ((v - lo) / (hi - lo)) * (h - 2 * pad)).toFixed(1);
+    const pts = [];
+    trend.forEach((p, i) => {
+      if (i > 0) pts.push(`${x(p.t)},${y(trend[i - 1].v)}`);
+      pts.push(`${x(p.t)},${y(p.v)}`);
+    });
+    const last = trend[trend.length - 1];
+    pts.push(`${w},${y(last.v)}`);
+    line.setAttribute("points", pts.join(" "));
+    dot.setAttribute("cx", String(w - 2.5));
+    dot.setAttribute("cy", y(last.v));
+  }
+
+  // Trend lines move with time, also for points that do not change.
+  setInterval(() => {
+    const now = Date.now();
+    for (const p of points.values()) if (p.row) drawTrend(p.row.svg, p.trend, now);
+  }, 500);
+
+  function setStream(state) {
+    streamState = state;
+    document.body.dataset.stream = state;
+    document.body.dataset.drops = String(drops);
+    $("stream-state").textContent = state;
+    $("drops").textContent = drops ? ` · ${drops} drop${drops > 1 ? "s" : ""}` : "";
+    $("stream-pill").className = "pill " + (state === "live" ? "ok" : state === "closed" ? "bad" : "warn");
+    markStale();
+  }
+
+  function setOpcua(st) {
+    opcuaState = st.state;
+    document.body.dataset.opcua = st.state;
+    $("opcua-state").textContent = st.state;
+    $("opcua-points").textContent = st.state === "connected" && st.points ? ` · ${st.points} points` : "";
+    $("opcua-pill").className =
+      "pill " + (st.state === "connected" ? "ok" : st.state === "down" ? "bad" : "warn");
+    let detail = st.endpoint + " · since " + formatTime(st.since);
+    if (st.error) detail += ` · attempt ${st.attempt}: ${st.error}`;
+    $("opcua-detail").textContent = detail;
+    $("opcua-detail").className = "detail" + (st.error ? " error" : "");
+    if (st.state === "connected") loadChips(); // the server's points may have changed
+    markStale();
+  }
+
+  function markStale() {
+    document.body.classList.toggle("stale", streamState !== "live" || opcuaState !== "connected");
+  }
+
+  // Filter chips: one per known point; none selected means every point.
+  function addChip(id) {
+    if (document.querySelector(`#chips .chip[data-point="${CSS.escape(id)}"]`)) return;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "chip" + (filter.has(id) ? " on" : "");
+    b.dataset.point = id;
+    b.textContent = displayName(id);
+    b.title = id;
+    b.addEventListener("click", () => {
+      if (filter.has(id)) filter.delete(id);
+      else filter.add(id);
+      applyFilter();
+    });
+    $("chips").appendChild(b);
+  }
+
+  function applyFilter() {
+    const url = new URL(location.href);
+    if (filter.size) url.searchParams.set("points", [...filter].join(","));
+    else url.searchParams.delete("points");
+    history.replaceState(null, "", url);
+    open();
+  }
+
+  $("filter-all").addEventListener("click", () => {
+    filter = new Set();
+    applyFilter();
+  });
+
+  // The chips list every point, also those a filtered stream does not carry.
+  function loadChips() {
+    fetch("api/points")
+      .then((r) => r.json())
+      .then((list) => list.forEach((s) => addChip(s.pointId)))
+      .catch(() => {});
+  }
+  filter.forEach(addChip);
+  loadChips();
+  open();
+})();
