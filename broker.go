@@ -40,6 +40,15 @@ type Broker interface {
 	// Publish needs while it calls fn: fn writes to the network.
 	Replay(ctx context.Context, after, until string, fn func(*Message) bool) (ok bool, reason string, err error)
 
+	// Snapshot calls fn, in position order, for the newest message of each
+	// key (each Message.Key with its Message.To) at or before the position
+	// until, stopping early if fn returns false. A hub sends these to a
+	// stream that starts without a usable Last-Event-ID, so it begins with
+	// the current state. A broker that keeps no such state calls fn for
+	// nothing. Like Replay, it must not hold locks Publish needs while it
+	// calls fn.
+	Snapshot(ctx context.Context, until string, fn func(*Message) bool) error
+
 	// Close releases the broker's resources. The hub makes no calls after
 	// it.
 	Close() error

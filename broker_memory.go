@@ -1,9 +1,12 @@
 package sse
 
 import (
+	"cmp"
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +22,26 @@ type memoryBroker struct {
 	seq     uint64     // the last assigned sequence number; 0 before the first
 	ring    []*Message // the last len(ring) messages, message seq at ring[seq%len]
 	deliver func(*Message)
+
+	// The newest message of each key, for snapshots: keys indexes the
+	// elements of byAge, a list of *keyState from least to most recently
+	// updated, bounded by maxKeys.
+	keys    map[keyID]*list.Element
+	byAge   list.List
+	maxKeys int
+}
+
+// keyID identifies a key within its audience.
+type keyID struct {
+	to  Target
+	key string
+}
+
+// keyState is the newest message of one key.
+type keyState struct {
+	id  keyID
+	seq uint64
+	m   *Message
 }
 
 // epochLen is the length of a memory broker's epoch.
@@ -26,12 +49,17 @@ const epochLen = 8
 
 var epochEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// newMemoryBroker returns a broker that keeps the last history messages;
-// zero keeps none (replay then only succeeds when nothing was missed).
-func newMemoryBroker(history int) *memoryBroker {
+// newMemoryBroker returns a broker that keeps the last history messages
+// and the newest message of up to maxKeys keys; zero keeps none (replay
+// then only succeeds when nothing was missed; snapshots are empty).
+func newMemoryBroker(history, maxKeys int) *memoryBroker {
 	var raw [5]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24)
-	b := &memoryBroker{epoch: epochEncoding.EncodeToString(raw[:])}
+	b := &memoryBroker{
+		epoch:   epochEncoding.EncodeToString(raw[:]),
+		keys:    make(map[keyID]*list.Element),
+		maxKeys: maxKeys,
+	}
 	if history > 0 {
 		b.ring = make([]*Message, history)
 	}
@@ -47,8 +75,55 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 	if len(b.ring) > 0 {
 		b.ring[b.seq%uint64(len(b.ring))] = m
 	}
+	if m.Key != "" && b.maxKeys > 0 {
+		b.remember(m)
+	}
 	if b.deliver != nil {
 		b.deliver(m)
+	}
+	return nil
+}
+
+// remember makes m the newest message of its key, forgetting the least
+// recently updated key when there are too many. Callers hold mu.
+func (b *memoryBroker) remember(m *Message) {
+	id := keyID{to: m.To, key: m.Key}
+	if e, ok := b.keys[id]; ok {
+		k := e.Value.(*keyState)
+		k.seq, k.m = b.seq, m
+		b.byAge.MoveToBack(e)
+		return
+	}
+	b.keys[id] = b.byAge.PushBack(&keyState{id: id, seq: b.seq, m: m})
+	if b.byAge.Len() > b.maxKeys {
+		oldest := b.byAge.Front()
+		delete(b.keys, oldest.Value.(*keyState).id)
+		b.byAge.Remove(oldest)
+	}
+}
+
+func (b *memoryBroker) Snapshot(ctx context.Context, until string, fn func(*Message) bool) error {
+	b.mu.Lock()
+	end, ok := b.parse(until)
+	if !ok || b.byAge.Len() == 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	out := make([]keyState, 0, b.byAge.Len())
+	for e := b.byAge.Front(); e != nil; e = e.Next() {
+		if k := e.Value.(*keyState); k.seq <= end {
+			out = append(out, *k)
+		}
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(x, y keyState) int { return cmp.Compare(x.seq, y.seq) })
+	for _, k := range out {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !fn(k.m) {
+			break
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 // Defaults for the zero fields of a Config.
 const (
 	DefaultHistory      = 1024
+	DefaultKeys         = 10_000
 	DefaultHeartbeat    = 15 * time.Second
 	DefaultQueueBytes   = 256 << 10
 	DefaultWriteTimeout = 10 * time.Second
@@ -40,6 +41,13 @@ type Config struct {
 	// none, so a reconnect that missed anything gets a ResetEvent. Ignored
 	// when Broker is set.
 	History int
+
+	// Keys is how many keys (see Event.Key) the in-memory broker remembers
+	// the newest event of, for the snapshot a fresh stream starts with.
+	// When more keys are in use, the least recently updated is forgotten.
+	// Zero means DefaultKeys (10,000); negative remembers none. Ignored
+	// when Broker is set.
+	Keys int
 
 	// Broker orders, keeps and carries events. Nil means in memory, for a
 	// single process.
@@ -83,7 +91,8 @@ type Config struct {
 
 	// OnConnect, if set, is called once for every stream, after it is
 	// registered and before any event is written to it (its headers are
-	// already sent), so a Hub.Send from OnConnect reaches it. It runs on the stream's goroutine and delays the
+	// already sent), so a Hub.Send from OnConnect reaches it, after the
+	// stream's replay or snapshot. StreamInfo.Start says which it gets. It runs on the stream's goroutine and delays the
 	// stream until it returns.
 	OnConnect func(StreamInfo)
 
@@ -103,6 +112,7 @@ type StreamInfo struct {
 	ClientID    string        // from Config.ClientID
 	Topics      []string      // from Config.Topics, at connect; do not modify
 	LastEventID string        // the Last-Event-ID the request carried, if any
+	Start       StartKind     // fresh, resumed or reset: what the stream receives first
 	Request     *http.Request // the stream's request
 }
 
@@ -127,6 +137,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.History == 0 {
 		c.History = DefaultHistory
+	}
+	if c.Keys == 0 {
+		c.Keys = DefaultKeys
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat

@@ -39,11 +39,18 @@ type Event struct {
 	// are dropped) and must be zero or at least one millisecond.
 	Retry time.Duration
 
-	// Key, if set, makes the event conflatable on a Hub: while it waits in a
-	// stream's queue, a newer event with the same Key replaces it (the newer
-	// one takes its place at the end of the queue). Use it for
-	// latest-value-wins telemetry, one key per data point. It is not written
-	// to the stream.
+	// Key, if set, marks the event as the latest state of something (a data
+	// point, say), and a Hub treats it so:
+	//   - while it waits in a stream's queue, a newer event with the same
+	//     Key replaces it (the newer one goes to the end of the queue, so ids
+	//     stay in order), and a replay keeps only the newest per Key: a
+	//     stream that falls behind gets the newest values, not a backlog;
+	//   - the hub remembers the newest event of each Key (per audience:
+	//     Broadcast, each topic, each client), and a stream that starts
+	//     without a usable Last-Event-ID receives those first, in the order
+	//     they were published: a snapshot of the current state (see
+	//     Config.Keys).
+	// It is not written to the stream.
 	Key string
 }
 

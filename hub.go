@@ -58,7 +58,7 @@ func NewHub(cfg Config) (*Hub, error) {
 	if cfg.Broker != nil {
 		h.broker = cfg.Broker
 	} else {
-		h.mem = newMemoryBroker(max(cfg.History, 0))
+		h.mem = newMemoryBroker(max(cfg.History, 0), max(cfg.Keys, 0))
 		h.broker = h.mem
 	}
 	last, err := h.broker.Subscribe(h.deliver)
@@ -217,6 +217,7 @@ func (h *Hub) Stats() Stats {
 	st.SlowDisconnects = h.stats.slow.Load()
 	st.Replays = h.stats.replays.Load()
 	st.Resets = h.stats.resets.Load()
+	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()
 	st.Heartbeats = h.stats.heartbeats.Load()
 	return st
@@ -331,11 +332,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.cfg.OnDisconnect(info, reason)
 		}
 	}()
-	h.log.Debug("sse: stream started", "client", id, "last_event_id", info.LastEventID)
+	var batch []*Message
+	info.Start, batch = h.plan(s, r, pos)
+	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", info.LastEventID)
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(info)
 	}
-	reason = h.serve(s, r, pos)
+	reason = h.serve(s, r, batch)
 }
 
 // register adds s to the registry unless the hub is closed or a limit is
@@ -392,10 +395,10 @@ func (h *Hub) open(s *stream) error {
 	return h.writeAll(s, batch)
 }
 
-// serve writes the stream's replay or starting position, and then its
-// queue until it ends.
-func (h *Hub) serve(s *stream, r *http.Request, pos string) DisconnectReason {
-	if reason, ok := h.start(s, r, pos); !ok {
+// serve writes the stream's planned start (replay, reset, snapshot,
+// position), and then its queue until it ends.
+func (h *Hub) serve(s *stream, r *http.Request, batch []*Message) DisconnectReason {
+	if reason, ok := h.start(s, r, batch); !ok {
 		return reason
 	}
 	return s.run(r.Context().Done())

@@ -63,7 +63,7 @@ func dial(t testing.TB, client *http.Client, url string, header http.Header) *te
 		c.close()
 		t.Fatalf("GET %s: %s %q %q", url, resp.Status, resp.Header.Get("Content-Type"), body)
 	}
-	c.start()
+	c.start("")
 	return c
 }
 
@@ -94,7 +94,8 @@ func tryDial(t testing.TB, client *http.Client, url string, header http.Header) 
 
 // dialAt opens a stream and reads its opening blocks synchronously, up to
 // the id-only block that tells the client the hub's position, which it
-// returns. Events are then decoded as by dial.
+// returns. Events before it (a snapshot) and after it are then read as by
+// dial.
 func dialAt(t testing.TB, url string, header http.Header) (*testClient, string) {
 	t.Helper()
 	c, resp := tryDial(t, nil, url, header)
@@ -102,28 +103,37 @@ func dialAt(t testing.TB, url string, header http.Header) (*testClient, string) 
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	c.br = bufio.NewReader(resp.Body)
-	pos, sawID := "", false
+	var block []string
 	for {
 		line, err := c.br.ReadString('\n')
 		if err != nil {
 			t.Fatalf("reading the opening blocks: %v", err)
 		}
-		if id, ok := strings.CutPrefix(line, "id: "); ok {
-			pos, sawID = strings.TrimSuffix(id, "\n"), true
-		} else if line == "\n" && sawID {
-			break
+		if line != "\n" {
+			block = append(block, line)
+			continue
 		}
+		if len(block) == 1 && strings.HasPrefix(block[0], "id: ") {
+			pos := strings.TrimSuffix(strings.TrimPrefix(block[0], "id: "), "\n")
+			c.start(pos)
+			return c, pos
+		}
+		d := NewDecoder(strings.NewReader(strings.Join(block, "") + "\n"))
+		if ev, err := d.Decode(); err == nil {
+			c.events <- ev
+		}
+		block = block[:0]
 	}
-	c.start()
-	c.dec.SetLastEventID(pos)
-	return c, pos
 }
 
-func (c *testClient) start() {
+// start decodes the stream on its own goroutine; seed is the last event ID
+// the client already has.
+func (c *testClient) start(seed string) {
 	if c.br == nil {
 		c.br = bufio.NewReader(c.resp.Body)
 	}
 	c.dec = NewDecoder(c.br)
+	c.dec.SetLastEventID(seed)
 	go func() {
 		defer close(c.events)
 		for {

@@ -15,11 +15,12 @@ type Stats struct {
 	SlowDisconnects uint64 // streams ended because their queue overflowed
 	Replays         uint64 // reconnects resumed from Last-Event-ID
 	Resets          uint64 // reconnects sent a ResetEvent instead
+	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
 }
 
 // counters are the hub's running totals.
 type counters struct {
-	published, queued, written, slow, replays, resets, refused, heartbeats atomic.Uint64
+	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 }

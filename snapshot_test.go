@@ -1,0 +1,132 @@
+package sse
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// A fresh stream starts with the newest event of every key it may receive,
+// in the order they were published, then its position, then live events.
+func TestSnapshotOnFreshStream(t *testing.T) {
+	starts := make(chan StartKind, 4)
+	h, srv := newTestHub(t, Config{
+		ClientID:  headerID,
+		Topics:    queryTopics,
+		OnConnect: func(s StreamInfo) { starts <- s.Start },
+	})
+	h.Broadcast(Event{Key: "a", Data: []byte("a1")})
+	h.Broadcast(Event{Key: "b", Data: []byte("b1")})
+	h.Broadcast(Event{Data: []byte("plain, not state")})
+	h.Publish("x", Event{Key: "a", Data: []byte("x:a1")}) // same key, another audience
+	h.Publish("y", Event{Key: "a", Data: []byte("y:a1")}) // a topic the stream does not follow
+	h.Send("ann", Event{Key: "inbox", Data: []byte("ann's inbox")})
+	h.Send("bob", Event{Key: "inbox", Data: []byte("bob's inbox")})
+	h.Broadcast(Event{Key: "a", Data: []byte("a2")})
+
+	c := dial(t, nil, srv.URL+"?topic=x", user("ann"))
+	if k := <-starts; k != StartFresh {
+		t.Fatalf("start %v", k)
+	}
+	var got []string
+	for range 4 {
+		got = append(got, string(c.next().Data))
+	}
+	if want := "b1,x:a1,ann's inbox,a2"; strings.Join(got, ",") != want {
+		t.Fatalf("snapshot %q, want %q", strings.Join(got, ","), want)
+	}
+	h.Broadcast(data("live"))
+	if ev := c.next(); string(ev.Data) != "live" {
+		t.Fatalf("after the snapshot: %q", ev.Data)
+	}
+	if st := h.Stats(); st.Snapshots != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// A resume gets what it missed, not the snapshot.
+	last := c.stop()
+	waitStreams(t, h, 0)
+	h.Broadcast(Event{Key: "b", Data: []byte("b2")})
+	c = dial(t, nil, srv.URL+"?topic=x", withHeader(user("ann"), lastEventID(last)))
+	if k := <-starts; k != StartResumed {
+		t.Fatalf("start %v", k)
+	}
+	if ev := c.next(); string(ev.Data) != "b2" {
+		t.Fatalf("resume got %q", ev.Data)
+	}
+	c.stop()
+	waitStreams(t, h, 0)
+
+	// A reset gets the reset event, then the snapshot.
+	c = dial(t, nil, srv.URL, withHeader(user("bob"), lastEventID("nonsense")))
+	if k := <-starts; k != StartReset {
+		t.Fatalf("start %v", k)
+	}
+	got = got[:0]
+	for range 4 {
+		ev := c.next()
+		got = append(got, ev.Type+":"+string(ev.Data))
+	}
+	if want := ResetEvent + ":unknown,:bob's inbox,:a2,:b2"; strings.Join(got, ",") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, ","), want)
+	}
+}
+
+// The broker remembers at most Config.Keys keys, forgetting the least
+// recently updated; a negative Keys remembers none.
+func TestSnapshotKeyBound(t *testing.T) {
+	for _, tt := range []struct {
+		keys int
+		want string
+	}{
+		{2, "k0 v2,k2 v1"},
+		{-1, ""},
+	} {
+		t.Run(fmt.Sprint("keys=", tt.keys), func(t *testing.T) {
+			h, srv := newTestHub(t, Config{Keys: tt.keys})
+			h.Broadcast(Event{Key: "k0", Data: []byte("k0 v1")})
+			h.Broadcast(Event{Key: "k1", Data: []byte("k1 v1")})
+			h.Broadcast(Event{Key: "k2", Data: []byte("k2 v1")})
+			h.Broadcast(Event{Key: "k0", Data: []byte("k0 v2")}) // k0 is now the most recent: k1 goes
+			h.Broadcast(Event{Key: "k2", Data: []byte("k2 v1")})
+			c, _ := dialAt(t, srv.URL, nil)
+			h.Broadcast(data("end"))
+			var got []string
+			for {
+				ev := c.next()
+				if string(ev.Data) == "end" {
+					break
+				}
+				got = append(got, string(ev.Data))
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Fatalf("snapshot %q, want %q", strings.Join(got, ","), tt.want)
+			}
+		})
+	}
+}
+
+// A snapshot holds nothing published after the stream's position: that
+// arrives live, so nothing is sent twice.
+func TestSnapshotStopsAtThePosition(t *testing.T) {
+	b := newMemoryBroker(16, 16)
+	b.Subscribe(func(*Message) {})
+	publish := func(key, d string) string {
+		m := newMessage(&Event{Key: key, Data: []byte(d)}, Target{})
+		b.Publish(context.Background(), m)
+		return m.Pos
+	}
+	publish("a", "a1")
+	until := publish("b", "b1")
+	publish("a", "a2") // after the position: a's state at it is gone, a2 comes live
+	publish("c", "c1")
+	var got []string
+	b.Snapshot(context.Background(), until, func(m *Message) bool {
+		got = append(got, string(m.Body))
+		return true
+	})
+	if want := []string{"data: b1\n\n"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
