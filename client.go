@@ -36,6 +36,7 @@ type stream struct {
 
 	spare      []*Message // writer-owned: the drained queue, kept for reuse
 	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
+	deadlineAt time.Time  // writer-owned: the write deadline last set
 }
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
@@ -91,7 +92,11 @@ func (s *stream) enqueue(m *Message) bool {
 	wasEmpty := len(s.queue) == 0
 	s.queue = append(s.queue, m)
 	s.bytes += len(m.frame)
+	filling := s.bytes > s.hub.cfg.QueueBytes/2
 	s.mu.Unlock()
+	if filling && !s.hub.pressure.Load() {
+		s.hub.pressure.Store(true)
+	}
 	if wasEmpty {
 		// A non-empty queue was signalled when it became non-empty and has
 		// not been taken since (take empties it): the writer will see m.
@@ -257,14 +262,26 @@ func (s *stream) write(batch []*Message) error {
 // deadline sets the write deadline for the next write. Writers that cannot
 // take a deadline (a wrapper without Unwrap, a test recorder) are written
 // without one.
+//
+// Moving a deadline costs a runtime timer update, so it is moved only when
+// less than half of Config.WriteTimeout is left: a write is bounded by
+// between half and all of it.
 func (s *stream) deadline() error {
 	if s.noDeadline {
 		return nil
 	}
-	err := s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+	now := time.Now()
+	if s.deadlineAt.Sub(now) > s.hub.cfg.WriteTimeout/2 {
+		return nil
+	}
+	at := now.Add(s.hub.cfg.WriteTimeout)
+	err := s.rc.SetWriteDeadline(at)
 	if errors.Is(err, http.ErrNotSupported) {
 		s.noDeadline = true // and stop asking: each refusal allocates an error
 		return nil
+	}
+	if err == nil {
+		s.deadlineAt = at
 	}
 	return err
 }

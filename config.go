@@ -67,7 +67,9 @@ type Config struct {
 	QueueBytes int
 
 	// WriteTimeout bounds each write to a stream; a stream whose write takes
-	// longer is ended. Zero means DefaultWriteTimeout (10 s). The server's
+	// longer is ended. (The deadline is moved only when half of it is
+	// left, so a write may be cut after between half and all of it.) Zero
+	// means DefaultWriteTimeout (10 s). The server's
 	// own http.Server.WriteTimeout does not apply to streams: the hub clears
 	// it when a stream starts.
 	WriteTimeout time.Duration

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ type Hub struct {
 	lastPos  atomic.Pointer[string] // the position of the last delivered message
 	pubMu    sync.RWMutex           // publishes hold it for reading; Shutdown takes it to set closing
 	closing  bool                   // Shutdown has begun; guarded by pubMu
+	pressure atomic.Bool            // a queue passed half of QueueBytes since the last publish
 	done     chan struct{}          // closed when Shutdown begins
 	wg       sync.WaitGroup         // streams, the heartbeat goroutine, slow-stream expiries
 	waitOnce sync.Once              // starts awaitDrain
@@ -119,6 +121,12 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 		return 0, fmt.Errorf("sse: broker: %w", err)
 	}
 	h.stats.published.Add(1)
+	if h.pressure.Load() && h.pressure.Swap(false) {
+		// A queue is past half full: let its writer run before the next
+		// publish, or a publisher in a loop on a busy CPU would end every
+		// stream as slow.
+		runtime.Gosched()
+	}
 	if h.mem == nil {
 		return 0, nil // an external broker may deliver later, on its own goroutine
 	}
@@ -382,6 +390,12 @@ func (h *Hub) open(s *stream) error {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
+	if s.info.Request.ProtoMajor == 1 {
+		// No chunked coding: net/http then writes each drain as it is, in
+		// one write, and closes the connection when the stream ends (the
+		// setup its own source recommends for Server-Sent Events).
+		hdr.Set("Transfer-Encoding", "identity")
+	}
 	s.w.WriteHeader(http.StatusOK)
 	// Streams outlive http.Server.WriteTimeout: clear it, and bound each
 	// write instead (stream.deadline). Writers that cannot are fine.
