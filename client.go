@@ -28,7 +28,8 @@ type stream struct {
 	closed bool
 	reason DisconnectReason
 
-	connMu   sync.Mutex // orders expire against the handler's return
+	connMu   sync.Mutex // orders expire against the stream's opening and its handler's return
+	opened   bool       // the headers are out; guarded by connMu
 	finished bool       // the handler is returning; guarded by connMu
 
 	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
@@ -112,7 +113,10 @@ func (h *Hub) expire(s *stream) {
 	defer h.wg.Done()
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if !s.finished { // once the handler returns, the connection may serve another request
+	// Not before the stream's headers are out, so its client gets a 200;
+	// not once the handler returns, as the connection may serve another
+	// request.
+	if s.opened && !s.finished {
 		_ = s.rc.SetWriteDeadline(time.Now())
 	}
 }

@@ -92,9 +92,9 @@ type Config struct {
 	RefuseRetry time.Duration
 
 	// OnConnect, if set, is called once for every stream, after it is
-	// registered and before any event is written to it (its headers are
-	// already sent), so a Hub.Send from OnConnect reaches it, after the
-	// stream's replay or snapshot. StreamInfo.Start says which it gets. It runs on the stream's goroutine and delays the
+	// registered and before anything is written to it, so a Hub.Send from
+	// OnConnect reaches it, after the stream's replay or snapshot.
+	// StreamInfo.Start says which it gets. It runs on the stream's goroutine and delays the
 	// stream until it returns.
 	OnConnect func(StreamInfo)
 

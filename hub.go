@@ -316,15 +316,6 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
-	if err := h.open(s); err != nil {
-		if errors.Is(err, http.ErrNotSupported) {
-			h.log.Warn("sse: the ResponseWriter cannot flush, so it cannot stream; "+
-				"wrap it in middleware with an Unwrap method", "err", err)
-		} else {
-			h.log.Debug("sse: stream failed to open", "client", id, "err", err)
-		}
-		return
-	}
 	pos, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
@@ -381,11 +372,11 @@ func (h *Hub) unregister(s *stream) {
 	h.mu.Unlock()
 }
 
-// open writes the stream's headers and the reconnection time, and flushes
-// them, so the browser's onopen fires at once. It runs before the stream is
-// registered: nothing can be queued to it yet, so nothing can end it as slow
-// before its client has its 200.
-func (h *Hub) open(s *stream) error {
+// open writes the stream's headers and a retry field (none if retry is not
+// positive), and flushes them, so the browser's onopen fires at once. Until
+// then the stream is not cut short even if it is ended as slow (see
+// Hub.expire): its client always gets its 200.
+func (h *Hub) open(s *stream, retry time.Duration) error {
 	hdr := s.w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -403,22 +394,35 @@ func (h *Hub) open(s *stream) error {
 		return err
 	}
 	var batch []*Message
-	if h.cfg.Retry > 0 {
-		batch = append(batch, control(retryFrame(nil, h.cfg.Retry)))
+	if retry > 0 {
+		batch = append(batch, control(retryFrame(nil, retry)))
 	}
-	return h.writeAll(s, batch)
+	if err := h.writeAll(s, batch); err != nil {
+		if errors.Is(err, http.ErrNotSupported) {
+			h.log.Warn("sse: the ResponseWriter cannot flush, so it cannot stream; "+
+				"wrap it in middleware with an Unwrap method", "err", err)
+		}
+		return err
+	}
+	s.connMu.Lock()
+	s.opened = true
+	s.connMu.Unlock()
+	return nil
 }
 
-// serve writes the stream's planned start (replay, reset, snapshot,
-// position), and then its queue until it ends.
+// serve opens the stream, writes its planned start (replay, reset,
+// snapshot, position), and then its queue until it ends.
 func (h *Hub) serve(s *stream, r *http.Request, batch []*Message) DisconnectReason {
+	if err := h.open(s, h.cfg.Retry); err != nil {
+		return h.startFailed(s, r, err)
+	}
 	if reason, ok := h.start(s, r, batch); !ok {
 		return reason
 	}
 	return s.run(r.Context().Done())
 }
 
-// refuse ends an opened stream the hub will not serve now with a retry
+// refuse answers a request the hub will not serve now with 200 and a retry
 // hint, so the browser tries again later: a 5xx would make it give up.
 func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	h.stats.refused.Add(1)
@@ -427,7 +431,7 @@ func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	if half := int64(retry / 2); half > 0 {
 		retry += time.Duration(mrand.Int64N(half))
 	}
-	_ = s.write([]*Message{control(retryFrame(nil, retry))})
+	_ = h.open(s, retry)
 }
 
 // reject answers a request whose client ID or topics could not be

@@ -394,15 +394,16 @@ func TestThroughMiddleware(t *testing.T) {
 	}
 }
 
-// A writer that cannot flush at all cannot stream: the request ends at once,
-// registers nothing, and the hub says why in its log, rather than buffering
+// A writer that cannot flush at all cannot stream: the stream ends at once
+// with ReasonWriteFailed, and the hub's log says why, rather than buffering
 // events forever.
 func TestUnflushableWriterIsReported(t *testing.T) {
 	var logged strings.Builder
 	var mu sync.Mutex
+	reasons := make(chan DisconnectReason, 1)
 	h, err := NewHub(Config{
-		OnConnect: func(StreamInfo) { t.Error("OnConnect called for a stream that cannot open") },
-		Logger:    slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
+		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { reasons <- r },
+		Logger:       slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -418,14 +419,20 @@ func TestUnflushableWriterIsReported(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body) // ends: the handler returned
 	resp.Body.Close()
+	select {
+	case r := <-reasons:
+		if r != ReasonWriteFailed {
+			t.Fatalf("reason %v", r)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the stream did not end")
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if !strings.Contains(logged.String(), "cannot flush") || !strings.Contains(logged.String(), "level=WARN") {
 		t.Fatalf("log %q does not explain the failure", logged.String())
 	}
-	if st := h.Stats(); st.Streams != 0 {
-		t.Fatalf("stats %+v", st)
-	}
+	waitStreams(t, h, 0)
 }
 
 type lockedWriter struct {
