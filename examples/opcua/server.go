@@ -85,9 +85,13 @@ func NewDashboard(cfg DashboardConfig) (*Dashboard, error) {
 	}
 	d := &Dashboard{store: NewStore(), log: cfg.Logger, mux: http.NewServeMux()}
 	hub, err := sse.NewHub(sse.Config{
-		ClientID:  clientID,
-		Topics:    topics,
-		History:   cfg.History,
+		ClientID: clientID,
+		Topics:   topics,
+		History:  cfg.History,
+		// The dashboard sends its own snapshot, one batch of every watched
+		// point (see onConnect); the hub's snapshot of keyed events would
+		// repeat it as many small events.
+		Keys:      -1,
 		Retry:     cfg.Retry,
 		OnConnect: d.onConnect,
 		Logger:    cfg.Logger,
@@ -153,8 +157,9 @@ type releaseKey struct{}
 
 // serveEvents hands the request to the hub. For a fresh stream (no
 // Last-Event-ID) it closes the gate first; onConnect, which the hub calls
-// on this goroutine once the stream is registered, sends the snapshot and
-// opens it. If the hub refuses the stream, onConnect never runs and the
+// on this goroutine once the stream is registered and before it writes
+// anything (so no network write happens under the gate), sends the
+// snapshot and opens it. If the hub refuses the stream, onConnect never runs and the
 // gate opens when ServeHTTP returns.
 func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Last-Event-ID") != "" {
