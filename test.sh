@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 fuzztime=${FUZZTIME:-5s}
-staticcheck_version=2026.2.2
+staticcheck_version=v0.8.2 # staticcheck 2026.2.2; the proxy knows it by its module version
 
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
