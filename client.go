@@ -2,6 +2,8 @@ package sse
 
 import (
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,8 @@ type stream struct {
 	clientID string
 	w        http.ResponseWriter
 	rc       *http.ResponseController
+	out      io.Writer // w, or conn once the stream has taken its connection over
+	conn     net.Conn  // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
 
 	// Guarded by hub.mu.
 	topics map[string]struct{}
@@ -47,6 +51,7 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 		clientID: info.ClientID,
 		w:        w,
 		rc:       http.NewResponseController(w),
+		out:      w,
 		wake:     make(chan struct{}, 1),
 	}
 	if len(info.Topics) > 0 {
@@ -117,7 +122,7 @@ func (h *Hub) expire(s *stream) {
 	// not once the handler returns, as the connection may serve another
 	// request.
 	if s.opened && !s.finished {
-		_ = s.rc.SetWriteDeadline(time.Now())
+		_ = s.setWriteDeadline(time.Now())
 	}
 }
 
@@ -222,7 +227,7 @@ func (s *stream) write(batch []*Message) error {
 		return err
 	}
 	if len(batch) == 1 {
-		if _, err := s.w.Write(batch[0].frame); err != nil {
+		if _, err := s.out.Write(batch[0].frame); err != nil {
 			return err
 		}
 	} else {
@@ -230,14 +235,14 @@ func (s *stream) write(batch []*Message) error {
 		buf := (*bp)[:0]
 		for _, m := range batch {
 			if len(buf) > 0 && len(buf)+len(m.frame) > writeChunk {
-				if _, err := s.w.Write(buf); err != nil {
+				if _, err := s.out.Write(buf); err != nil {
 					chunkPool.Put(bp)
 					return err
 				}
 				buf = buf[:0]
 			}
 			if len(m.frame) > writeChunk {
-				if _, err := s.w.Write(m.frame); err != nil {
+				if _, err := s.out.Write(m.frame); err != nil {
 					chunkPool.Put(bp)
 					return err
 				}
@@ -247,7 +252,7 @@ func (s *stream) write(batch []*Message) error {
 		}
 		var err error
 		if len(buf) > 0 {
-			_, err = s.w.Write(buf)
+			_, err = s.out.Write(buf)
 		}
 		*bp = buf[:0]
 		chunkPool.Put(bp)
@@ -255,7 +260,7 @@ func (s *stream) write(batch []*Message) error {
 			return err
 		}
 	}
-	if err := s.rc.Flush(); err != nil {
+	if err := s.flush(); err != nil {
 		return err
 	}
 	s.wrote.Store(true)
@@ -279,7 +284,7 @@ func (s *stream) deadline() error {
 		return nil
 	}
 	at := now.Add(s.hub.cfg.WriteTimeout)
-	err := s.rc.SetWriteDeadline(at)
+	err := s.setWriteDeadline(at)
 	if errors.Is(err, http.ErrNotSupported) {
 		s.noDeadline = true // and stop asking: each refusal allocates an error
 		return nil
@@ -288,6 +293,24 @@ func (s *stream) deadline() error {
 		s.deadlineAt = at
 	}
 	return err
+}
+
+// flush sends what net/http buffered. A connection taken over is written
+// unbuffered: nothing to flush.
+func (s *stream) flush() error {
+	if s.conn != nil {
+		return nil
+	}
+	return s.rc.Flush()
+}
+
+// setWriteDeadline sets the deadline of the stream's connection. Safe to
+// call while the writer writes (Hub.expire does).
+func (s *stream) setWriteDeadline(t time.Time) error {
+	if s.conn != nil {
+		return s.conn.SetWriteDeadline(t)
+	}
+	return s.rc.SetWriteDeadline(t)
 }
 
 // entitled reports whether the stream may receive m. topics is a snapshot

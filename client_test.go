@@ -19,7 +19,7 @@ func queueOf(s *stream) string {
 
 func testStream(t *testing.T, queueBytes int) *stream {
 	t.Helper()
-	h, err := NewHub(Config{QueueBytes: queueBytes})
+	h, err := NewHub(testConfig(Config{QueueBytes: queueBytes}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,24 @@ type Config struct {
 	// means DefaultRefuseRetry (10 s).
 	RefuseRetry time.Duration
 
+	// Hijack takes HTTP/1.x connections over from net/http when their
+	// streams start: the hub writes the response head and every frame
+	// straight to the socket, a small reader of the hub's notices the
+	// client leaving, and once the stream's start is written its handler
+	// returns, freeing net/http's goroutine and buffers for the connection.
+	// An idle stream then costs about a third less memory (see
+	// bench/BENCHMARKS.md), which counts with tens of thousands of mostly
+	// idle pages. The price: middleware sees the request end as soon as the
+	// stream has started (and sees no status or byte count), the request's
+	// context is done from then on, OnDisconnect runs on a goroutine of the
+	// hub's (a panic in it is logged), and the server's ConnState hook and
+	// http.Server.Shutdown no longer see the connection: shut the hub down
+	// as well, for example from http.Server.RegisterOnShutdown. HTTP/2
+	// streams, refused requests and ResponseWriters that cannot hijack (a
+	// wrapper without Unwrap) are served through net/http as usual. False
+	// leaves every connection to net/http.
+	Hijack bool
+
 	// OnConnect, if set, is called once for every stream, after it is
 	// registered and before anything is written to it, so a Hub.Send from
 	// OnConnect reaches it, after the stream's replay or snapshot.

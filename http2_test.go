@@ -9,7 +9,7 @@ import (
 // Streams work over HTTP/2 (TLS, negotiated by ALPN) as over HTTP/1.1:
 // headers, live events, several streams on one connection, and replay.
 func TestHTTP2(t *testing.T) {
-	h, err := NewHub(Config{ClientID: headerID})
+	h, err := NewHub(testConfig(Config{ClientID: headerID}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestHTTP2(t *testing.T) {
 
 // The hub reaches HTTP/2's flusher and write deadline through wrappers too.
 func TestHTTP2ThroughMiddleware(t *testing.T) {
-	h, err := NewHub(Config{})
+	h, err := NewHub(testConfig(Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -286,7 +286,9 @@ func (h *Hub) Close() {
 // ClientID and Topics functions' errors with their status, and requests over
 // a limit or to a closing hub with 200 and a retry hint. Otherwise it
 // registers the stream, replays what a Last-Event-ID missed, and writes
-// events until the client leaves or the hub ends the stream.
+// events until the client leaves or the hub ends the stream. With
+// Config.Hijack, an HTTP/1.x stream's writing goes on after ServeHTTP has
+// returned, on the hub's own goroutines.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -321,14 +323,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(s, r, refusal)
 		return
 	}
-	defer h.wg.Done()
-	reason := ReasonClientGone
+	reason, handedOff := ReasonClientGone, false
 	defer func() { // deferred, so a panicking hook cannot leave the stream registered
-		s.finish()
-		h.unregister(s)
-		h.log.Debug("sse: stream ended", "client", id, "reason", reason)
-		if h.cfg.OnDisconnect != nil {
-			h.cfg.OnDisconnect(info, reason)
+		if !handedOff {
+			h.end(s, info, reason)
 		}
 	}()
 	var batch []*Message
@@ -337,7 +335,24 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(info)
 	}
-	reason = h.serve(s, r, batch)
+	reason, handedOff = h.serve(s, r, batch, info)
+}
+
+// end unregisters a stream whose writer has returned and calls
+// OnDisconnect. It runs once per registered stream, on the goroutine that
+// ran its writer, and releases the stream's hold on the hub's WaitGroup
+// last, even if the hook panics.
+func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
+	defer h.wg.Done()
+	s.finish()
+	if s.conn != nil {
+		_ = s.conn.Close() // a connection taken over ends with its stream
+	}
+	h.unregister(s)
+	h.log.Debug("sse: stream ended", "client", s.clientID, "reason", reason)
+	if h.cfg.OnDisconnect != nil {
+		h.cfg.OnDisconnect(info, reason)
+	}
 }
 
 // register adds s to the registry unless the hub is closed or a limit is
@@ -375,12 +390,18 @@ func (h *Hub) unregister(s *stream) {
 // open writes the stream's headers and a retry field (none if retry is not
 // positive), and flushes them, so the browser's onopen fires at once. Until
 // then the stream is not cut short even if it is ended as slow (see
-// Hub.expire): its client always gets its 200.
-func (h *Hub) open(s *stream, retry time.Duration) error {
+// Hub.expire): its client always gets its 200. With Config.Hijack and
+// takeOver, it first tries to take the connection over from net/http.
+func (h *Hub) open(s *stream, retry time.Duration, takeOver bool) error {
 	hdr := s.w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
+	if takeOver && h.cfg.Hijack && s.info.Request.ProtoMajor == 1 {
+		if ok, err := h.hijack(s, retry); ok || err != nil {
+			return err
+		}
+	}
 	if s.info.Request.ProtoMajor == 1 {
 		// No chunked coding: net/http then writes each drain as it is, in
 		// one write, and closes the connection when the stream ends (the
@@ -411,15 +432,22 @@ func (h *Hub) open(s *stream, retry time.Duration) error {
 }
 
 // serve opens the stream, writes its planned start (replay, reset,
-// snapshot, position), and then its queue until it ends.
-func (h *Hub) serve(s *stream, r *http.Request, batch []*Message) DisconnectReason {
-	if err := h.open(s, h.cfg.Retry); err != nil {
-		return h.startFailed(s, r, err)
+// snapshot, position), and then its queue until it ends, and says why it
+// ended. A stream that took its connection over is handed off instead
+// (handedOff): its writer goes on in a goroutine of its own (Hub.drive),
+// and the handler returns.
+func (h *Hub) serve(s *stream, r *http.Request, batch []*Message, info StreamInfo) (reason DisconnectReason, handedOff bool) {
+	if err := h.open(s, h.cfg.Retry, true); err != nil {
+		return h.startFailed(s, r, err), false
 	}
 	if reason, ok := h.start(s, r, batch); !ok {
-		return reason
+		return reason, false
 	}
-	return s.run(r.Context().Done())
+	if s.conn != nil {
+		go h.drive(s, info)
+		return 0, true
+	}
+	return s.run(r.Context().Done()), false
 }
 
 // refuse answers a request the hub will not serve now with 200 and a retry
@@ -431,7 +459,7 @@ func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	if half := int64(retry / 2); half > 0 {
 		retry += time.Duration(mrand.Int64N(half))
 	}
-	_ = h.open(s, retry)
+	_ = h.open(s, retry, false) // through net/http, which then closes or reuses the connection
 }
 
 // reject answers a request whose client ID or topics could not be

@@ -377,7 +377,7 @@ func TestThroughMiddleware(t *testing.T) {
 	if _, ok := any(&unwrapper{}).(http.Flusher); ok {
 		t.Fatal("the test wrapper must hide http.Flusher")
 	}
-	h, err := NewHub(Config{})
+	h, err := NewHub(testConfig(Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,10 +401,10 @@ func TestUnflushableWriterIsReported(t *testing.T) {
 	var logged strings.Builder
 	var mu sync.Mutex
 	reasons := make(chan DisconnectReason, 1)
-	h, err := NewHub(Config{
+	h, err := NewHub(testConfig(Config{
 		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { reasons <- r },
 		Logger:       slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // http.Server.WriteTimeout would cut a stream after it elapses; the hub
 // clears it for its streams.
 func TestServerWriteTimeoutDoesNotCutStreams(t *testing.T) {
-	h, err := NewHub(Config{Heartbeat: -1})
+	h, err := NewHub(testConfig(Config{Heartbeat: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,7 +174,7 @@ func (h *Hub) writeAll(s *stream, batch []*Message) error {
 			n++
 		}
 		if n == 0 {
-			return s.rc.Flush()
+			return s.flush()
 		}
 		if err := s.write(batch[:n]); err != nil {
 			return err

@@ -65,7 +65,7 @@ func TestShutdown(t *testing.T) {
 // stuck writing to a client that never reads), and a later call finishes
 // the job.
 func TestShutdownHonoursItsContext(t *testing.T) {
-	h, err := NewHub(Config{QueueBytes: 1 << 20, WriteTimeout: time.Second, Heartbeat: -1})
+	h, err := NewHub(testConfig(Config{QueueBytes: 1 << 20, WriteTimeout: time.Second, Heartbeat: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 		size  = 1024
 	)
 	reasons := make(chan DisconnectReason, fast+2)
-	h, err := NewHub(Config{
+	h, err := NewHub(testConfig(Config{
 		QueueBytes:   64 << 10,
 		WriteTimeout: time.Hour, // a slow stream must end at once, not when its write times out
 		Heartbeat:    -1,
@@ -30,7 +30,7 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 				reasons <- r
 			}
 		},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 // Over HTTP/2 a client that stops reading is ended as slow too, and the
 // other streams carry on.
 func TestSlowClientHTTP2(t *testing.T) {
-	h, err := NewHub(Config{QueueBytes: 64 << 10, WriteTimeout: time.Hour, Heartbeat: -1})
+	h, err := NewHub(testConfig(Config{QueueBytes: 64 << 10, WriteTimeout: time.Hour, Heartbeat: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package sse
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,11 +23,21 @@ import (
 // never this long.
 const testTimeout = 20 * time.Second
 
+// hijackAll runs every test hub with Config.Hijack on: test.sh runs the
+// suite both ways (go test -args -sse.hijack).
+var hijackAll = flag.Bool("sse.hijack", false, "start every test hub with Config.Hijack")
+
+// testConfig is cfg as the tests run it: with Hijack on under -sse.hijack.
+func testConfig(cfg Config) Config {
+	cfg.Hijack = cfg.Hijack || *hijackAll
+	return cfg
+}
+
 // newTestHub starts a hub with cfg behind an httptest server. Both are
 // closed when the test ends.
 func newTestHub(t testing.TB, cfg Config) (*Hub, *httptest.Server) {
 	t.Helper()
-	h, err := NewHub(cfg)
+	h, err := NewHub(testConfig(cfg))
 	if err != nil {
 		t.Fatalf("NewHub: %v", err)
 	}
