@@ -139,7 +139,7 @@ func runCmd(args []string) error {
 	// bug in the hub or in this benchmark: exit non-zero (for CI).
 	var failed []string
 	for _, r := range results {
-		if (r.Impl == "ours" || r.Impl == "raw") && (r.Err != "" || r.Crash != "") {
+		if (impl.Ours(r.Impl) || r.Impl == "raw") && (r.Err != "" || r.Crash != "") {
 			failed = append(failed, fmt.Sprintf("%s (%s, run %d): %s%s", r.Impl, r.Scenario, r.Rep, r.Err, r.Crash))
 		}
 	}

@@ -33,9 +33,12 @@ type Options struct {
 	Replay int
 }
 
-// Names lists the implementations, the baseline first, then ours, then the
-// peers.
-var Names = []string{"raw", "ours", "tmaxmax", "r3labs", "alexandrevicenzi"}
+// Names lists the implementations, the baseline first, then ours (with
+// its default Config, then with Config.Hijack), then the peers.
+var Names = []string{"raw", "ours", "ours-hijack", "tmaxmax", "r3labs", "alexandrevicenzi"}
+
+// Ours reports whether name is one of this repository's setups.
+func Ours(name string) bool { return name == "ours" || name == "ours-hijack" }
 
 // Peers are the implementations that are neither the baseline nor ours.
 var Peers = []string{"tmaxmax", "r3labs", "alexandrevicenzi"}
@@ -62,7 +65,7 @@ func New(name string, o Options) (Impl, error) {
 // Last-Event-ID.
 func CanReplay(name string) bool {
 	switch name {
-	case "ours", "tmaxmax", "r3labs":
+	case "ours", "ours-hijack", "tmaxmax", "r3labs":
 		return true
 	}
 	return false
