@@ -23,8 +23,13 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 	// Bytes a client sent after its request (pipelined requests) sit in
 	// net/http's reader, which is dropped: an event stream reads nothing.
 	hdr := s.w.Header()
+	// The body is the bare event stream: whatever a middleware announced
+	// about lengths, codings or compression before the hub took over no
+	// longer applies.
 	hdr.Del("Content-Length")
 	hdr.Del("Transfer-Encoding")
+	hdr.Del("Content-Encoding")
+	hdr.Del("Trailer")
 	hdr.Set("Connection", "close") // the body ends when the connection closes
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")

@@ -334,6 +334,45 @@ func TestHooksOncePerStream(t *testing.T) {
 }
 
 // A Send from OnConnect reaches the new stream.
+// The hooks may call every method of the hub: none of its locks is held
+// while they run (tmaxmax/go-sse#58 deadlocks on exactly this).
+func TestHooksMayCallTheHub(t *testing.T) {
+	var h *Hub
+	disconnected := make(chan int, 1)
+	h, srv := newTestHub(t, Config{
+		ClientID: headerID,
+		OnConnect: func(s StreamInfo) {
+			h.Subscribe(s.ClientID, "alarms")
+			_ = h.Stats()
+		},
+		OnDisconnect: func(s StreamInfo, _ DisconnectReason) {
+			h.Unsubscribe(s.ClientID, "alarms")
+			h.Disconnect(s.ClientID)
+			n, _ := h.Publish("alarms", Event{Data: []byte("after")})
+			disconnected <- n
+		},
+	})
+	c := dial(t, nil, srv.URL, user("ann"))
+	waitStreams(t, h, 1)
+	if n, err := h.Publish("alarms", Event{Data: []byte("subscribed in OnConnect")}); n != 1 || err != nil {
+		t.Fatalf("Publish: %d, %v", n, err)
+	}
+	if ev := c.next(); string(ev.Data) != "subscribed in OnConnect" {
+		t.Fatalf("got %q", ev.Data)
+	}
+	if n := h.Disconnect("ann"); n != 1 {
+		t.Fatalf("Disconnect ended %d streams, want 1", n)
+	}
+	select {
+	case n := <-disconnected:
+		if n != 0 {
+			t.Fatalf("a publish from OnDisconnect reached %d streams, want 0", n)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("OnDisconnect did not return: deadlock?")
+	}
+}
+
 func TestSendFromOnConnect(t *testing.T) {
 	var h *Hub
 	h, srv := newTestHub(t, Config{
