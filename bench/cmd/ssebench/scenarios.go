@@ -336,6 +336,39 @@ func (w *window) common(m map[string]float64, p *pool) {
 	}
 }
 
+// measure starts the publisher (size-byte events at rate per second, 0
+// for flat out; yield as in proc.publish), waits the warm-up and measures
+// one window of d.
+func (p *pool) measure(e *env, s *proc, size int, rate float64, yield, latency bool, d time.Duration) (*window, error) {
+	if err := s.publish(size, rate, 0, 0, yield); err != nil {
+		return nil, err
+	}
+	time.Sleep(e.p.Warm)
+	w, err := p.begin(s, latency)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(d)
+	if err := p.end(s, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// settle stops the publisher, lets the readers catch up (quiet, limit as
+// in drain) and adds the window's metrics and the losses to m.
+func (p *pool) settle(s *proc, w *window, m map[string]float64, quiet, limit time.Duration) error {
+	st, _, err := s.stop()
+	if err != nil {
+		return err
+	}
+	p.drain(p.readers, st.LastSeq, quiet, limit)
+	w.common(m, p)
+	got, want, _ := delivery(p.readers, st.LastSeq)
+	lossMetrics(m, got, want)
+	return nil
+}
+
 func lossMetrics(m map[string]float64, got, want int64) {
 	m["lost"] = float64(want - got)
 	if want > 0 {
@@ -371,28 +404,15 @@ func runFlat(e *env, implName string) (map[string]map[string]float64, error) {
 		return nil, err
 	}
 	m["connect_ms"] = ms(conn)
-	if err := s.publish(e.p.FlatSize, 0, 0, 0, false); err != nil {
-		return nil, err
-	}
-	time.Sleep(e.p.Warm)
-	w, err := p.begin(s, true)
-	if err != nil {
-		return nil, err
-	}
-	time.Sleep(e.p.FlatMeasure)
-	if err := p.end(s, w); err != nil {
-		return nil, err
-	}
-	st, _, err := s.stop()
+	w, err := p.measure(e, s, e.p.FlatSize, 0, false, true, e.p.FlatMeasure)
 	if err != nil {
 		return nil, err
 	}
 	// A backlog (r3labs queues up to 1,024 events) is late, not lost.
-	p.drain(p.readers, st.LastSeq, time.Second, 12*time.Second)
-	w.common(m, p)
+	if err := p.settle(s, w, m, time.Second, 12*time.Second); err != nil {
+		return nil, err
+	}
 	m["ended_streams"] = float64(p.shared.Ended.Load())
-	got, want, _ := delivery(p.readers, st.LastSeq)
-	lossMetrics(m, got, want)
 	return map[string]map[string]float64{"a": m}, nil
 }
 
@@ -439,26 +459,13 @@ func runIdle(e *env, implName string) (map[string]map[string]float64, error) {
 		time.Sleep(hold)
 	}
 
-	if err := s.publish(64, e.p.IdleRate, 0, 0, false); err != nil {
-		return nil, err
-	}
-	time.Sleep(e.p.Warm)
-	w, err := p.begin(s, true)
+	w, err := p.measure(e, s, 64, e.p.IdleRate, false, true, e.p.IdleMeasure)
 	if err != nil {
 		return nil, err
 	}
-	time.Sleep(e.p.IdleMeasure)
-	if err := p.end(s, w); err != nil {
+	if err := p.settle(s, w, ee, time.Second, 5*time.Second); err != nil {
 		return nil, err
 	}
-	st, _, err := s.stop()
-	if err != nil {
-		return nil, err
-	}
-	p.drain(p.readers, st.LastSeq, time.Second, 5*time.Second)
-	w.common(ee, p)
-	got, want, _ := delivery(p.readers, st.LastSeq)
-	lossMetrics(ee, got, want)
 	return map[string]map[string]float64{"b": b, "e": ee}, nil
 }
 
@@ -478,19 +485,10 @@ func runSlow(e *env, implName string) (map[string]map[string]float64, error) {
 	if _, err := p.connect(s, e.p.SlowN, slow, e.p.SlowRcvBuf); err != nil {
 		return nil, err
 	}
-	if err := s.publish(e.p.SlowSize, 0, 0, 0, true); err != nil {
-		return nil, err
-	}
-	time.Sleep(e.p.Warm)
-	w, err := p.begin(s, false)
+	w, err := p.measure(e, s, e.p.SlowSize, 0, true, false, e.p.SlowMeasure)
 	if err != nil {
 		return nil, err
 	}
-	time.Sleep(e.p.SlowMeasure)
-	if err := p.end(s, w); err != nil {
-		return nil, err
-	}
-	w.common(m, p)
 	m["rss_mib"] = float64(w.s1.RSS) / (1 << 20)
 	m["streams_left"] = float64(w.s1.Streams)
 
@@ -510,13 +508,9 @@ func runSlow(e *env, implName string) (map[string]map[string]float64, error) {
 	if nc.Seq() > 0 {
 		m["new_client_headers_ms"] = float64(nc.HeadersAt-t0.UnixNano()) / 1e6
 	}
-	st, _, err := s.stop()
-	if err != nil {
+	if err := p.settle(s, w, m, 500*time.Millisecond, 3*time.Second); err != nil {
 		return nil, err
 	}
-	p.drain(p.readers, st.LastSeq, 500*time.Millisecond, 3*time.Second)
-	got, want, _ := delivery(p.readers, st.LastSeq)
-	lossMetrics(m, got, want)
 	return map[string]map[string]float64{"c": m}, nil
 }
 
@@ -533,26 +527,13 @@ func runSteady(e *env, implName string) (map[string]map[string]float64, error) {
 	if _, err := p.connect(s, e.p.SteadyN, 0, 0); err != nil {
 		return nil, err
 	}
-	if err := s.publish(64, e.p.SteadyRate, 0, 0, false); err != nil {
-		return nil, err
-	}
-	time.Sleep(e.p.Warm)
-	w, err := p.begin(s, true)
+	w, err := p.measure(e, s, 64, e.p.SteadyRate, false, true, e.p.SteadyMeasure)
 	if err != nil {
 		return nil, err
 	}
-	time.Sleep(e.p.SteadyMeasure)
-	if err := p.end(s, w); err != nil {
+	if err := p.settle(s, w, m, time.Second, 3*time.Second); err != nil {
 		return nil, err
 	}
-	st, _, err := s.stop()
-	if err != nil {
-		return nil, err
-	}
-	p.drain(p.readers, st.LastSeq, time.Second, 3*time.Second)
-	w.common(m, p)
-	got, want, _ := delivery(p.readers, st.LastSeq)
-	lossMetrics(m, got, want)
 	return map[string]map[string]float64{"d": m}, nil
 }
 
