@@ -2,7 +2,6 @@ package sse
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 )
 
@@ -13,10 +12,7 @@ func TestHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
+	srv := newHTTP2Server(t, h)
 	defer h.Close()
 	client := srv.Client()
 
@@ -59,12 +55,9 @@ func TestHTTP2ThroughMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newHTTP2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(&unwrapper{w}, r)
 	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
 	defer h.Close()
 	c := dial(t, srv.Client(), srv.URL, nil)
 	waitStreams(t, h, 1)

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -69,18 +67,7 @@ func TestShutdownHonoursItsContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = smallBufferListener{srv.Listener}
-	srv.Start()
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(1024)
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	neverReader(t, smallBufferServer(t, h), "/")
 	waitStreams(t, h, 1)
 	for range 64 {
 		h.Broadcast(data(strings.Repeat("x", 8<<10))) // far more than the socket buffers hold

@@ -34,26 +34,9 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Small server-side socket buffers (fixed, so the kernel does not grow
-	// them to megabytes) make the slow client's backlog reach the hub soon.
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = smallBufferListener{srv.Listener}
-	srv.Start()
-	defer srv.Close()
+	srv := smallBufferServer(t, h)
 	defer h.Close()
-
-	// The slow client: a raw connection with a tiny receive buffer that
-	// sends its request and never reads a byte.
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.(*net.TCPConn).SetReadBuffer(1024); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /?id=slow HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", addr)
+	neverReader(t, srv, "/?id=slow")
 
 	clients := make([]*testClient, fast)
 	for i := range clients {
@@ -111,6 +94,47 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	}
 }
 
+// smallBufferServer serves h on a loopback server whose connections have
+// small send buffers (fixed, so the kernel does not grow them to
+// megabytes): a client that does not read backs up into the hub soon. It
+// is closed when the test ends.
+func smallBufferServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallBufferListener{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// neverReader opens a stream at path on srv over a raw connection with a
+// tiny receive buffer, and never reads a byte of it. The connection is
+// closed when the test ends.
+func neverReader(t *testing.T, srv *httptest.Server, path string) {
+	t.Helper()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.(*net.TCPConn).SetReadBuffer(1024); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path, addr)
+}
+
+// newHTTP2Server serves h over TLS with HTTP/2 negotiated by ALPN. It is
+// closed when the test ends.
+func newHTTP2Server(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // smallBufferListener gives every accepted connection a 16 KiB send buffer.
 type smallBufferListener struct{ net.Listener }
 
@@ -129,10 +153,7 @@ func TestSlowClientHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
+	srv := newHTTP2Server(t, h)
 	defer h.Close()
 
 	// Separate connections: HTTP/2 flow control is per stream and per
