@@ -19,8 +19,7 @@ type stream struct {
 	clientID string
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	out      io.Writer // w, or conn once the stream has taken its connection over
-	conn     net.Conn  // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
+	conn     net.Conn // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
 
 	// Guarded by hub.mu.
 	topics map[string]struct{}
@@ -51,7 +50,6 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 		clientID: info.ClientID,
 		w:        w,
 		rc:       http.NewResponseController(w),
-		out:      w,
 		wake:     make(chan struct{}, 1),
 	}
 	if len(info.Topics) > 0 {
@@ -226,8 +224,9 @@ func (s *stream) write(batch []*Message) error {
 	if err := s.deadline(); err != nil {
 		return err
 	}
+	out := s.out()
 	if len(batch) == 1 {
-		if _, err := s.out.Write(batch[0].frame); err != nil {
+		if _, err := out.Write(batch[0].frame); err != nil {
 			return err
 		}
 	} else {
@@ -235,14 +234,14 @@ func (s *stream) write(batch []*Message) error {
 		buf := (*bp)[:0]
 		for _, m := range batch {
 			if len(buf) > 0 && len(buf)+len(m.frame) > writeChunk {
-				if _, err := s.out.Write(buf); err != nil {
+				if _, err := out.Write(buf); err != nil {
 					chunkPool.Put(bp)
 					return err
 				}
 				buf = buf[:0]
 			}
 			if len(m.frame) > writeChunk {
-				if _, err := s.out.Write(m.frame); err != nil {
+				if _, err := out.Write(m.frame); err != nil {
 					chunkPool.Put(bp)
 					return err
 				}
@@ -252,7 +251,7 @@ func (s *stream) write(batch []*Message) error {
 		}
 		var err error
 		if len(buf) > 0 {
-			_, err = s.out.Write(buf)
+			_, err = out.Write(buf)
 		}
 		*bp = buf[:0]
 		chunkPool.Put(bp)
@@ -293,6 +292,15 @@ func (s *stream) deadline() error {
 		s.deadlineAt = at
 	}
 	return err
+}
+
+// out is where the stream's frames go: the ResponseWriter, or the
+// connection once the stream has taken it over.
+func (s *stream) out() io.Writer {
+	if s.conn != nil {
+		return s.conn
+	}
+	return s.w
 }
 
 // flush sends what net/http buffered. A connection taken over is written

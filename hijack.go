@@ -41,7 +41,7 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 	if retry > 0 {
 		head.Write(retryFrame(nil, retry))
 	}
-	s.out, s.conn = conn, conn
+	s.conn = conn
 	h.wg.Add(1) // the stream's handler holds the WaitGroup above zero
 	go h.watch(s)
 	if err := s.write([]*Message{control(head.Bytes())}); err != nil {
