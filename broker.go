@@ -61,7 +61,9 @@ type Message struct {
 	// SSE id a stream sees unless ID is set. The in-memory broker writes
 	// "<epoch>-<sequence>": the epoch is random per broker, so ids from an
 	// earlier run are recognised, and the sequence counts up from 1 (0 is
-	// the position before the first message).
+	// the position before the first message). A position should be at
+	// most 43 bytes long: the hub refuses events too large for a stream's
+	// queue (ErrEventTooLarge) counting an id line of up to 48 bytes.
 	Pos string
 
 	// ID is Event.ID: an id the application chose, written instead of Pos.
@@ -103,6 +105,15 @@ const (
 // idHeadroom is room kept before an encoded body for its id line, so the
 // frame is built in place without a second allocation.
 const idHeadroom = 48
+
+// frameBound returns the length of m's frame once its id line is added: an
+// application-set ID's exactly, a position's as at most idHeadroom bytes.
+func (m *Message) frameBound() int {
+	if m.ID != "" {
+		return len("id: \n") + len(m.ID) + len(m.Body)
+	}
+	return idHeadroom + len(m.Body)
+}
 
 // newMessage encodes a validated event into a message for to.
 func newMessage(e *Event, to Target) *Message {

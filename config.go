@@ -20,8 +20,9 @@ const (
 )
 
 // Config configures a Hub. The zero Config is valid; every field says what
-// its zero value means. A Hub copies its Config: later changes have no
-// effect.
+// its zero value means. NewHub refuses negative sizes and durations where a
+// field allows none, and positive durations below a millisecond. A Hub
+// copies its Config: later changes have no effect.
 type Config struct {
 	// ClientID identifies the client a request belongs to, for example the
 	// login of its session. Streams with the same ID all receive Hub.Send to
@@ -139,16 +140,29 @@ type StreamInfo struct {
 // withDefaults validates c and fills in its zero fields.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
-	neg := func(name string, v int64) {
+	neg := func(name string, v int) {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("sse: Config.%s is negative (%d)", name, v))
 		}
 	}
-	neg("QueueBytes", int64(c.QueueBytes))
-	neg("WriteTimeout", int64(c.WriteTimeout))
-	neg("MaxStreams", int64(c.MaxStreams))
-	neg("MaxStreamsPerClient", int64(c.MaxStreamsPerClient))
-	neg("RefuseRetry", int64(c.RefuseRetry))
+	neg("QueueBytes", c.QueueBytes)
+	neg("MaxStreams", c.MaxStreams)
+	neg("MaxStreamsPerClient", c.MaxStreamsPerClient)
+	// A duration is zero (the default), at least a millisecond (the
+	// resolution of SSE's retry field, and far below any sensible
+	// heartbeat or write timeout), or, where the field says so, negative.
+	dur := func(name string, v time.Duration, negativeMeansOff bool) {
+		switch {
+		case v < 0 && !negativeMeansOff:
+			errs = append(errs, fmt.Errorf("sse: Config.%s is negative (%v)", name, v))
+		case v > 0 && v < time.Millisecond:
+			errs = append(errs, fmt.Errorf("sse: Config.%s is %v: a positive duration must be at least 1ms", name, v))
+		}
+	}
+	dur("Heartbeat", c.Heartbeat, true)
+	dur("WriteTimeout", c.WriteTimeout, false)
+	dur("Retry", c.Retry, true)
+	dur("RefuseRetry", c.RefuseRetry, false)
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}

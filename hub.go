@@ -43,8 +43,8 @@ type Hub struct {
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
-// size or duration where none is allowed, or when cfg.Broker refuses the
-// subscription.
+// size or duration where none is allowed, a positive duration below a
+// millisecond, or when cfg.Broker refuses the subscription.
 func NewHub(cfg Config) (*Hub, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -113,7 +113,7 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 		return 0, err
 	}
 	m := newMessage(ev, to)
-	if n := len(m.Body) + idHeadroom; n > h.cfg.QueueBytes {
+	if n := m.frameBound(); n > h.cfg.QueueBytes {
 		return 0, fmt.Errorf("%w: a %d-byte event does not fit a %d-byte stream queue (Config.QueueBytes)",
 			ErrEventTooLarge, n, h.cfg.QueueBytes)
 	}
