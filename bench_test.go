@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -126,26 +127,38 @@ func BenchmarkBroadcast(b *testing.B) {
 }
 
 // BenchmarkEnqueueConflated measures queuing a keyed event to a stream that
-// already holds one value for each of 16 keys: the conflation scan.
+// already holds one value for each of n keys: the conflation scan (short
+// queues) or index look-up (long ones).
 func BenchmarkEnqueueConflated(b *testing.B) {
-	h, err := NewHub(Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := newStream(h, StreamInfo{ClientID: "x"}, nil)
-	msgs := make([]*Message, 16)
-	for i := range msgs {
-		msgs[i] = newMessage(&Event{Key: fmt.Sprint("point-", i), Data: []byte("21.5")}, Target{})
-		msgs[i].buildFrame()
-		s.enqueue(msgs[i])
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		s.enqueue(msgs[i%16])
-		i++
-	}
-	if s.isClosed() || len(s.queue) != 16 {
-		b.Fatalf("queue holds %d frames, closed %v", len(s.queue), s.isClosed())
+	for _, n := range []int{16, 64, 1000} {
+		b.Run(fmt.Sprint("keys=", n), func(b *testing.B) {
+			h, err := NewHub(Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := newStream(h, StreamInfo{ClientID: "x"}, nil)
+			msgs := make([]*Message, n)
+			for i := range msgs {
+				msgs[i] = newMessage(&Event{Key: fmt.Sprint("point-", i), Data: []byte("21.5")}, Target{})
+				msgs[i].buildFrame()
+				s.enqueue(msgs[i])
+			}
+			// Keys in random order: in a fixed cycle the key updated next
+			// would always be the oldest, first in the queue.
+			rng := rand.New(rand.NewPCG(1, 1))
+			order := make([]*Message, 4096)
+			for i := range order {
+				order[i] = msgs[rng.IntN(n)]
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.enqueue(order[i%len(order)])
+				i++
+			}
+			if s.isClosed() || len(s.queue)-s.holes != n {
+				b.Fatalf("queue holds %d frames, closed %v", len(s.queue)-s.holes, s.isClosed())
+			}
+		})
 	}
 }

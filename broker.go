@@ -2,6 +2,7 @@ package sse
 
 import (
 	"context"
+	"hash/maphash"
 )
 
 // Broker orders a hub's events, keeps their history and delivers them to
@@ -84,6 +85,7 @@ type Message struct {
 	frame     []byte // the id line and Body, built once per message
 	queued    int    // streams the local delivery queued it to
 	heartbeat bool   // a heartbeat frame, not an event
+	stateHash uint64 // hashState, set with frame when Key is set
 }
 
 // Target says which streams a Message is for.
@@ -106,6 +108,33 @@ const (
 // frame is built in place without a second allocation.
 const idHeadroom = 48
 
+// keyID identifies a state: a Key within its audience. Conflation in
+// queues and replays, snapshots and the keys bound all go by it, so that a
+// Send with a Key never replaces a broadcast's state of the same Key.
+type keyID struct {
+	to  Target
+	key string
+}
+
+// state returns the identity of the state m carries, if it has a Key.
+func (m *Message) state() keyID { return keyID{m.To, m.Key} }
+
+// stateSeed seeds the hashes of states.
+var stateSeed = maphash.MakeSeed()
+
+// hashState returns a hash of m's state, computed once per message so that
+// the index of a stream's queue (see stream.conflate) costs every recipient
+// a cheap integer look-up.
+func (m *Message) hashState() uint64 {
+	var h maphash.Hash
+	h.SetSeed(stateSeed)
+	h.WriteByte(byte(m.To.Kind))
+	h.WriteString(m.To.Name)
+	h.WriteByte(0) // so that ("ab", "c") and ("a", "bc") differ
+	h.WriteString(m.Key)
+	return h.Sum64()
+}
+
 // frameBound returns the length of m's frame once its id line is added: an
 // application-set ID's exactly, a position's as at most idHeadroom bytes.
 func (m *Message) frameBound() int {
@@ -127,6 +156,9 @@ func newMessage(e *Event, to Target) *Message {
 func (m *Message) buildFrame() {
 	if m.frame != nil {
 		return
+	}
+	if m.Key != "" {
+		m.stateHash = m.hashState()
 	}
 	id := m.ID
 	if id == "" {

@@ -31,12 +31,6 @@ type memoryBroker struct {
 	maxKeys int
 }
 
-// keyID identifies a key within its audience.
-type keyID struct {
-	to  Target
-	key string
-}
-
 // keyState is the newest message of one key.
 type keyState struct {
 	id  keyID
@@ -87,7 +81,7 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 // remember makes m the newest message of its key, forgetting the least
 // recently updated key when there are too many. Callers hold mu.
 func (b *memoryBroker) remember(m *Message) {
-	id := keyID{to: m.To, key: m.Key}
+	id := m.state()
 	if e, ok := b.keys[id]; ok {
 		k := e.Value.(*keyState)
 		k.seq, k.m = b.seq, m

@@ -25,9 +25,11 @@ type stream struct {
 	topics map[string]struct{}
 	index  int // in hub.reg.all
 
-	mu     sync.Mutex // guards the fields below
-	queue  []*Message
-	bytes  int // sum of the queued frames' lengths
+	mu     sync.Mutex     // guards the fields below
+	queue  []*Message     // in delivery order; conflation may leave nil holes
+	holes  int            // nil entries in queue
+	keyed  map[uint64]int // for long queues: where each state's frame is, by Message.stateHash
+	bytes  int            // sum of the queued frames' lengths
 	closed bool
 	reason DisconnectReason
 
@@ -62,8 +64,9 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 }
 
 // enqueue adds m's frame to the queue and reports whether it did. It never
-// blocks on the client. A queued frame with the same non-empty Key is
-// replaced. If the frame does not fit, the stream is ended as slow.
+// blocks on the client. A queued frame of the same state (the same Key for
+// the same audience) is replaced. If the frame does not fit, the stream is
+// ended as slow.
 func (s *stream) enqueue(m *Message) bool {
 	s.mu.Lock()
 	if s.closed {
@@ -71,15 +74,7 @@ func (s *stream) enqueue(m *Message) bool {
 		return false
 	}
 	if m.Key != "" {
-		for i, q := range s.queue {
-			if q.Key == m.Key {
-				s.bytes -= len(q.frame)
-				copy(s.queue[i:], s.queue[i+1:])
-				s.queue[len(s.queue)-1] = nil
-				s.queue = s.queue[:len(s.queue)-1]
-				break
-			}
-		}
+		s.conflate(m)
 	}
 	if s.bytes+len(m.frame) > s.hub.cfg.QueueBytes {
 		s.closed, s.reason = true, ReasonSlow
@@ -96,6 +91,9 @@ func (s *stream) enqueue(m *Message) bool {
 	wasEmpty := len(s.queue) == 0
 	s.queue = append(s.queue, m)
 	s.bytes += len(m.frame)
+	if s.keyed != nil && m.Key != "" {
+		s.keyed[m.stateHash] = len(s.queue) - 1 // after a compaction in conflate, too
+	}
 	filling := s.bytes > s.hub.cfg.QueueBytes/2
 	s.mu.Unlock()
 	if filling && !s.hub.pressure.Load() {
@@ -107,6 +105,71 @@ func (s *stream) enqueue(m *Message) bool {
 		s.signal()
 	}
 	return true
+}
+
+// indexFrom is the queue length from which conflation looks keys up in an
+// index rather than scanning the queue: a queue that short is scanned
+// faster than a map is kept.
+const indexFrom = 32
+
+// conflate removes the queued frame of m's state, if there is one. A short
+// queue is scanned and closed up; a long one is indexed by the states'
+// hashes, and the frame leaves a hole that take drops, so each enqueue
+// costs the same however long the queue. (Two states whose hashes collide
+// are conflated less, never wrongly: the index entry is checked.) Callers
+// hold s.mu.
+func (s *stream) conflate(m *Message) {
+	if s.keyed == nil && len(s.queue) >= indexFrom {
+		s.keyed = make(map[uint64]int, len(s.queue))
+		for i, q := range s.queue {
+			if q.Key != "" { // no holes yet: they come with the index
+				s.keyed[q.stateHash] = i
+			}
+		}
+	}
+	if s.keyed == nil {
+		for i, q := range s.queue {
+			if q.stateHash == m.stateHash && q.state() == m.state() {
+				s.bytes -= len(q.frame)
+				copy(s.queue[i:], s.queue[i+1:])
+				s.queue[len(s.queue)-1] = nil
+				s.queue = s.queue[:len(s.queue)-1]
+				return
+			}
+		}
+		return
+	}
+	i, ok := s.keyed[m.stateHash]
+	if !ok || s.queue[i] == nil || s.queue[i].state() != m.state() {
+		return
+	}
+	// The index entry stays: enqueue points it at m.
+	s.bytes -= len(s.queue[i].frame)
+	s.queue[i] = nil
+	s.holes++
+	if s.holes >= compactFrom && s.holes > len(s.queue)/2 {
+		s.compact()
+	}
+}
+
+// compactFrom is the fewest holes a queue is compacted for: compacting
+// re-indexes the queue, so it is done rarely enough to cost little per
+// enqueue (the holes cost a pointer each meanwhile).
+const compactFrom = 256
+
+// compact closes the queue's holes and re-indexes it. Callers hold s.mu.
+func (s *stream) compact() {
+	kept := s.queue[:0]
+	for _, q := range s.queue {
+		if q != nil {
+			if q.Key != "" && s.keyed != nil {
+				s.keyed[q.stateHash] = len(kept)
+			}
+			kept = append(kept, q)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue, s.holes = kept, 0
 }
 
 // expire makes a blocked write of s fail at once. It runs on its own
@@ -166,9 +229,12 @@ func (s *stream) isClosed() bool {
 func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason) {
 	s.mu.Lock()
 	if len(s.queue) > 0 { // a wake-up may find the queue already drained
+		if s.holes > 0 {
+			s.compact()
+		}
 		batch = s.queue
 		s.queue, s.spare = s.spare, nil
-		s.bytes = 0
+		s.bytes, s.keyed = 0, nil
 	}
 	closed, reason = s.closed, s.reason
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,9 @@ func queueOf(s *stream) string {
 	defer s.mu.Unlock()
 	var out []string
 	for _, m := range s.queue {
-		out = append(out, string(m.Body[len("data: "):len(m.Body)-2]))
+		if m != nil { // a hole left by conflation
+			out = append(out, string(m.Body[len("data: "):len(m.Body)-2]))
+		}
 	}
 	return strings.Join(out, ",")
 }
@@ -44,12 +47,90 @@ func TestConflation(t *testing.T) {
 	if got, want := queueOf(s), "log1,log2,b2,a3"; got != want {
 		t.Fatalf("queue %s, want %s", got, want)
 	}
+	checkBytes(t, s)
+}
+
+// checkBytes fails the test unless s's byte count is what its queue holds.
+func checkBytes(t *testing.T, s *stream) {
+	t.Helper()
 	var size int
 	for _, m := range s.queue {
-		size += len(m.frame)
+		if m != nil {
+			size += len(m.frame)
+		}
 	}
 	if s.bytes != size {
 		t.Fatalf("byte count %d, frames hold %d", s.bytes, size)
+	}
+}
+
+// keyedTo is keyed for an audience.
+func keyedTo(to Target, key, d string) *Message {
+	m := newMessage(&Event{Key: key, Data: []byte(d)}, to)
+	m.buildFrame()
+	return m
+}
+
+// A state is a Key within its audience: a Send with Key "a" leaves the
+// queued broadcast with Key "a" alone, and neither replaces a topic's.
+func TestConflationKeepsAudiencesApart(t *testing.T) {
+	s := testStream(t, 1<<20)
+	all, ann, topic := Target{Kind: Everyone}, Target{Kind: Client, Name: "x"}, Target{Kind: Topic, Name: "t"}
+	for _, m := range []*Message{keyedTo(all, "a", "all1"), keyedTo(ann, "a", "ann1"), keyedTo(topic, "a", "t1"), keyedTo(ann, "a", "ann2"), keyedTo(all, "a", "all2")} {
+		s.enqueue(m)
+	}
+	if got, want := queueOf(s), "t1,ann2,all2"; got != want {
+		t.Fatalf("queue %s, want %s", got, want)
+	}
+	checkBytes(t, s)
+}
+
+// A long queue is conflated through an index, with holes closed up later;
+// what it holds is exactly what a plain scan of the queue would leave.
+func TestConflationOfLongQueues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := testStream(t, 1<<30)
+	type entry struct{ to, key, data string }
+	var model []entry // what the queue must hold, kept by the simplest rule
+	for i := range 20_000 {
+		to := Target{Kind: Topic, Name: fmt.Sprint("t", rng.IntN(3))}
+		key := ""
+		if rng.IntN(4) > 0 {
+			key = fmt.Sprint("k", rng.IntN(40))
+		}
+		d := fmt.Sprint("v", i)
+		if key != "" {
+			for j, e := range model {
+				if e.to == to.Name && e.key == key {
+					model = append(model[:j], model[j+1:]...)
+					break
+				}
+			}
+		}
+		model = append(model, entry{to.Name, key, d})
+		s.enqueue(keyedTo(to, key, d))
+		if rng.IntN(500) == 0 || i == 19_999 {
+			var want []string
+			for _, e := range model {
+				want = append(want, e.data)
+			}
+			if got := queueOf(s); got != strings.Join(want, ",") {
+				t.Fatalf("after %d events the queue holds\n%s\nwant\n%s", i+1, got, strings.Join(want, ","))
+			}
+			checkBytes(t, s)
+			if rng.IntN(2) == 0 {
+				batch, _, _ := s.take()
+				if len(batch) != len(model) {
+					t.Fatalf("take handed over %d frames, want %d", len(batch), len(model))
+				}
+				for _, m := range batch {
+					if m == nil {
+						t.Fatal("take handed over a hole")
+					}
+				}
+				model = model[:0]
+			}
+		}
 	}
 }
 

@@ -133,7 +133,8 @@ func (h *Hub) startFailed(s *stream, r *http.Request, err error) DisconnectReaso
 }
 
 // missed returns the messages after last, up to pos, that s may receive,
-// conflated: of several events with one Key only the newest is kept.
+// conflated: of several events of one state (one Key for one audience)
+// only the newest is kept.
 func (h *Hub) missed(s *stream, r *http.Request, topics map[string]struct{}, last, pos string) ([]*Message, bool, string, error) {
 	var out []*Message
 	keyed := false
@@ -148,15 +149,15 @@ func (h *Hub) missed(s *stream, r *http.Request, topics map[string]struct{}, las
 	if !ok || err != nil || !keyed {
 		return out, ok, why, err
 	}
-	newest := make(map[string]int)
+	newest := make(map[keyID]int)
 	for i, m := range out {
 		if m.Key != "" {
-			newest[m.Key] = i
+			newest[m.state()] = i
 		}
 	}
 	kept := out[:0]
 	for i, m := range out {
-		if m.Key == "" || newest[m.Key] == i {
+		if m.Key == "" || newest[m.state()] == i {
 			kept = append(kept, m)
 		}
 	}

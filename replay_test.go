@@ -248,6 +248,30 @@ func TestReplayConflatesKeys(t *testing.T) {
 	}
 }
 
+// A replay conflates a state within its audience only: the newest of one
+// Key is kept per audience, so a Send never hides a broadcast's state.
+func TestReplayConflatesWithinAnAudience(t *testing.T) {
+	h, srv := newTestHub(t, Config{ClientID: headerID, Topics: queryTopics})
+	url := srv.URL + "?topic=line"
+	c, last := dialAt(t, url, user("ann"))
+	c.stop()
+	waitStreams(t, h, 0)
+	h.Broadcast(Event{Key: "a", Data: []byte("shared 1")})
+	h.Send("ann", Event{Key: "a", Data: []byte("ann 1")})
+	h.Publish("line", Event{Key: "a", Data: []byte("line 1")})
+	h.Broadcast(Event{Key: "a", Data: []byte("shared 2")})
+	h.Send("ann", Event{Key: "a", Data: []byte("ann 2")})
+	c = dial(t, nil, url, withHeader(user("ann"), lastEventID(last)))
+	var got []string
+	for range 3 {
+		got = append(got, string(c.next().Data))
+	}
+	if want := "line 1,shared 2,ann 2"; strings.Join(got, ",") != want {
+		t.Fatalf("got  %s\nwant %s", strings.Join(got, ","), want)
+	}
+	c.quiet(50 * time.Millisecond)
+}
+
 // Clients that disconnect and resume at random while many goroutines
 // publish never see a gap, a duplicate or another client's event: register
 // live first, replay up to that point, then go live.
