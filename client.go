@@ -33,16 +33,18 @@ type stream struct {
 	closed bool
 	reason DisconnectReason
 
-	connMu   sync.Mutex // orders expire against the stream's opening and its handler's return
+	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
 	opened   bool       // the headers are out; guarded by connMu
 	finished bool       // the handler is returning; guarded by connMu
+	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
 
 	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
 	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
 
 	spare      []*Message // writer-owned: the drained queue, kept for reuse
 	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
-	deadlineAt time.Time  // writer-owned: the write deadline last set
+	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
+	idleClear  bool       // writer-owned: clear the deadline before waiting (see disarm)
 }
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
@@ -183,6 +185,7 @@ func (h *Hub) expire(s *stream) {
 	// not once the handler returns, as the connection may serve another
 	// request.
 	if s.opened && !s.finished {
+		s.expired = true // so that no later deadline move undoes this one
 		_ = s.setWriteDeadline(time.Now())
 	}
 }
@@ -247,6 +250,9 @@ func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason)
 // run drains the queue until the stream ends, and returns why it ended.
 func (s *stream) run(done <-chan struct{}) DisconnectReason {
 	for {
+		if s.idleClear && !s.deadlineAt.IsZero() && len(s.wake) == 0 {
+			s.disarm() // about to wait, with no write pending
+		}
 		select {
 		case <-s.wake:
 		case <-done:
@@ -335,20 +341,33 @@ func (s *stream) write(batch []*Message) error {
 
 // deadline sets the write deadline for the next write. Writers that cannot
 // take a deadline (a wrapper without Unwrap, a test recorder) are written
-// without one.
+// without one (see Hub.open, which reports them).
 //
-// Moving a deadline costs a runtime timer update, so it is moved only when
+// Moving a deadline costs a runtime timer update (over HTTP/2, a message to
+// the connection's goroutine), so a deadline in place is moved only when
 // less than half of Config.WriteTimeout is left: a write is bounded by
-// between half and all of it.
+// between half and all of it. Once Shutdown has begun, no deadline goes
+// past Hub.stopBy, so every stream has ended by then. A stream that expire
+// cut short keeps its deadline in the past.
 func (s *stream) deadline() error {
 	if s.noDeadline {
 		return nil
 	}
 	now := time.Now()
-	if s.deadlineAt.Sub(now) > s.hub.cfg.WriteTimeout/2 {
+	stopBy := s.hub.stopBy.Load()
+	if !s.deadlineAt.IsZero() && s.deadlineAt.Sub(now) > s.hub.cfg.WriteTimeout/2 &&
+		(stopBy == 0 || s.deadlineAt.UnixNano() <= stopBy) {
 		return nil
 	}
 	at := now.Add(s.hub.cfg.WriteTimeout)
+	if stopBy != 0 && at.UnixNano() > stopBy {
+		at = time.Unix(0, stopBy)
+	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.expired {
+		return errExpired
+	}
 	err := s.setWriteDeadline(at)
 	if errors.Is(err, http.ErrNotSupported) {
 		s.noDeadline = true // and stop asking: each refusal allocates an error
@@ -359,6 +378,25 @@ func (s *stream) deadline() error {
 	}
 	return err
 }
+
+// disarm clears the write deadline of a writer about to wait for its queue.
+// Over HTTP/2 a write deadline is a timer that resets the stream when it
+// fires, even with no write pending: a deadline left in place after a write
+// would end an idle stream WriteTimeout later, whatever the heartbeat. So
+// streams not written over an HTTP/1 connection (where a deadline only
+// bounds the calls made before it passes) hold a deadline only while they
+// write.
+func (s *stream) disarm() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if !s.expired {
+		_ = s.setWriteDeadline(time.Time{})
+	}
+	s.deadlineAt = time.Time{}
+}
+
+// errExpired fails the writes of a stream that expire cut short.
+var errExpired = errors.New("sse: the stream was ended as slow")
 
 // out is where the stream's frames go: the ResponseWriter, or the
 // connection once the stream has taken it over.

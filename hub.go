@@ -31,6 +31,7 @@ type Hub struct {
 	heartbeat bool // the heartbeat goroutine is running
 
 	lastPos  atomic.Pointer[string] // the position of the last delivered message
+	stopBy   atomic.Int64           // once Shutdown has begun: when every write must be done, in Unix nanoseconds
 	pubMu    sync.RWMutex           // publishes hold it for reading; Shutdown takes it to set closing
 	closing  bool                   // Shutdown has begun; guarded by pubMu
 	pressure atomic.Bool            // a queue passed half of QueueBytes since the last publish
@@ -251,6 +252,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	var streams []*stream
 	if !h.closed {
 		h.closed = true
+		h.stopBy.Store(time.Now().Add(h.cfg.WriteTimeout).UnixNano())
 		close(h.done)
 		streams = append(streams, h.reg.all...)
 	}
@@ -414,6 +416,7 @@ func (h *Hub) open(s *stream, retry time.Duration, takeOver bool) error {
 	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
+	s.idleClear = s.info.Request.ProtoMajor != 1
 	var batch []*Message
 	if retry > 0 {
 		batch = append(batch, control(retryFrame(nil, retry)))
