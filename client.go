@@ -41,6 +41,9 @@ type stream struct {
 	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
 	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
 
+	connected bool // OnConnect was called; set by the handler before its writer runs
+	unbounded bool // counted by Hub.track.bound; set by Hub.open
+
 	spare      []*Message // writer-owned: the drained queue, kept for reuse
 	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
 	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
@@ -86,7 +89,7 @@ func (s *stream) enqueue(m *Message) bool {
 		// Its writer is likely blocked on the client: cut that write short
 		// rather than wait out the write timeout. The stream's handler is
 		// still running (it is registered), so the WaitGroup is non-zero.
-		s.hub.wg.Add(1)
+		s.hub.track.add(1)
 		go s.hub.expire(s)
 		return false
 	}
@@ -178,7 +181,7 @@ func (s *stream) compact() {
 // goroutine: a ResponseWriter's SetWriteDeadline may wait on its connection,
 // and enqueue must never wait.
 func (h *Hub) expire(s *stream) {
-	defer h.wg.Done()
+	defer h.track.done()
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	// Not before the stream's headers are out, so its client gets a 200;

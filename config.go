@@ -124,7 +124,11 @@ type Config struct {
 
 	// Logger receives the hub's diagnostics: refused requests at Info,
 	// slow and failed streams at Warn, connects and disconnects at Debug.
-	// Nil means no logging.
+	// Values a client sent (a Last-Event-ID) are logged cut short. Nil
+	// means no logging but for the warnings about conditions that break
+	// streams (a ResponseWriter that cannot flush or take a write deadline,
+	// a Shutdown that gives up on them): those go to slog.Default(), once
+	// per hub and kind.
 	Logger *slog.Logger
 }
 

@@ -122,7 +122,7 @@ func TestExpiredDeadlineStays(t *testing.T) {
 	s.opened = true
 	s.deadlineAt = time.Now().Add(100 * time.Millisecond) // due to be moved
 	s.idleClear = true
-	h.wg.Add(1)
+	h.track.add(1)
 	h.expire(s)
 	cut := w.last()
 	if cut.IsZero() || cut.After(time.Now()) {

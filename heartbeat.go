@@ -15,7 +15,7 @@ import "time"
 // event the stream may receive up to that position is queued before the
 // heartbeat, so moving its resume point there skips nothing.
 func (h *Hub) beat() {
-	defer h.wg.Done()
+	defer h.track.done()
 	t := time.NewTicker(h.cfg.Heartbeat / 2)
 	defer t.Stop()
 	for {

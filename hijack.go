@@ -42,7 +42,7 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 		head.Write(retryFrame(nil, retry))
 	}
 	s.conn = conn
-	h.wg.Add(1) // the stream's handler holds the WaitGroup above zero
+	h.track.add(1)
 	go h.watch(s)
 	if err := s.write([]*Message{control(head.Bytes())}); err != nil {
 		return true, err
@@ -58,7 +58,7 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 // It then ends the stream as the client's leaving (unless it already
 // ended), as net/http's background read does for the streams it serves.
 func (h *Hub) watch(s *stream) {
-	defer h.wg.Done()
+	defer h.track.done()
 	var b [64]byte
 	for {
 		if _, err := s.conn.Read(b[:]); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type Hub struct {
 	broker Broker
 	mem    *memoryBroker // the broker, when it is the in-memory default
 	log    *slog.Logger
+	alarms *slog.Logger // Config.Logger as given: nil means slog.Default() (see warn)
 
 	mu        sync.RWMutex // guards reg, closed, heartbeat; deliveries hold it for reading
 	reg       registry
@@ -32,32 +34,46 @@ type Hub struct {
 
 	lastPos  atomic.Pointer[string] // the position of the last delivered message
 	stopBy   atomic.Int64           // once Shutdown has begun: when every write must be done, in Unix nanoseconds
-	pubMu    sync.RWMutex           // publishes hold it for reading; Shutdown takes it to set closing
-	closing  bool                   // Shutdown has begun; guarded by pubMu
 	pressure atomic.Bool            // a queue passed half of QueueBytes since the last publish
-	done     chan struct{}          // closed when Shutdown begins
-	wg       sync.WaitGroup         // streams, the heartbeat goroutine, slow-stream expiries
-	waitOnce sync.Once              // starts awaitDrain
-	drained  chan struct{}          // closed when wg is done after Shutdown
+	done     chan struct{}          // closed when Shutdown ends the streams
+	track    *tracker               // what Shutdown waits for
 	stop     sync.Once              // closes the broker
 	stats    counters
+	warned   [warnKinds]atomic.Bool // see warn
+
+	// Publishes in flight, so that Shutdown can wait for them with a
+	// deadline: a publish counts itself, then checks closing.
+	pubs      atomic.Int64
+	closing   atomic.Bool   // Shutdown has begun
+	pubsOnce  sync.Once     // closes pubsDone
+	pubsDone  chan struct{} // closed once closing is set and no publish is in flight
+	pubCtx    context.Context
+	pubCancel context.CancelFunc // cancels pubCtx, the context of Broker.Publish
+
+	hookMu sync.Mutex
+	hooks  map[uint64]int // goroutines running a hook, by goroutineID
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
 // size or duration where none is allowed, a positive duration below a
 // millisecond, or when cfg.Broker refuses the subscription.
 func NewHub(cfg Config) (*Hub, error) {
+	logger := cfg.Logger
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	h := &Hub{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		reg:     newRegistry(),
-		done:    make(chan struct{}),
-		drained: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		alarms:   logger,
+		reg:      newRegistry(),
+		done:     make(chan struct{}),
+		track:    newTracker(),
+		pubsDone: make(chan struct{}),
+		hooks:    make(map[uint64]int),
 	}
+	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
 	if cfg.Broker != nil {
 		h.broker = cfg.Broker
 	} else {
@@ -105,9 +121,13 @@ func (h *Hub) Send(clientID string, ev Event) (int, error) {
 // publish validates and encodes ev once, then hands it to the broker, which
 // delivers it through h.deliver.
 func (h *Hub) publish(ev *Event, to Target) (int, error) {
-	h.pubMu.RLock()
-	defer h.pubMu.RUnlock()
-	if h.closing {
+	h.pubs.Add(1) // before closing is read: see Shutdown
+	defer func() {
+		if h.pubs.Add(-1) == 0 && h.closing.Load() {
+			h.pubsOnce.Do(func() { close(h.pubsDone) })
+		}
+	}()
+	if h.closing.Load() {
 		return 0, ErrHubClosed
 	}
 	if err := ev.Validate(); err != nil {
@@ -118,7 +138,7 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 		return 0, fmt.Errorf("%w: a %d-byte event does not fit a %d-byte stream queue (Config.QueueBytes)",
 			ErrEventTooLarge, n, h.cfg.QueueBytes)
 	}
-	if err := h.broker.Publish(context.Background(), m); err != nil {
+	if err := h.broker.Publish(h.pubCtx, m); err != nil {
 		return 0, fmt.Errorf("sse: broker: %w", err)
 	}
 	h.stats.published.Add(1)
@@ -229,59 +249,9 @@ func (h *Hub) Stats() Stats {
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()
 	st.Heartbeats = h.stats.heartbeats.Load()
+	st.NoWriteDeadline = h.stats.noDeadline.Load()
+	st.Unflushable = h.stats.unflushable.Load()
 	return st
-}
-
-// Shutdown ends every stream, after each has written what was already
-// queued to it (within Config.WriteTimeout), and waits until every stream
-// handler and the heartbeat goroutine have returned, or ctx ends. From the
-// moment it is called, Send, Broadcast and Publish fail with ErrHubClosed
-// and new requests are refused with a retry hint. It is safe to call more
-// than once; every call waits. Once streams are done it closes the Broker.
-//
-// http.Server.Shutdown waits for active requests, which open streams are,
-// so shut the hub down first, or register it:
-// srv.RegisterOnShutdown(hub.Close).
-func (h *Hub) Shutdown(ctx context.Context) error {
-	// Once no publish is in flight, none will start: every event published
-	// before this point is queued (and will be written), none after it.
-	h.pubMu.Lock()
-	h.closing = true
-	h.pubMu.Unlock()
-	h.mu.Lock()
-	var streams []*stream
-	if !h.closed {
-		h.closed = true
-		h.stopBy.Store(time.Now().Add(h.cfg.WriteTimeout).UnixNano())
-		close(h.done)
-		streams = append(streams, h.reg.all...)
-	}
-	h.mu.Unlock()
-	for _, s := range streams {
-		s.close(ReasonShutdown)
-	}
-	h.waitOnce.Do(func() { go h.awaitDrain() })
-	select {
-	case <-h.drained:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var err error
-	h.stop.Do(func() { err = h.broker.Close() })
-	return err
-}
-
-// awaitDrain closes h.drained once every stream handler and the heartbeat
-// goroutine have returned. Shutdown starts it once; every Shutdown call
-// waits on the same channel, so calls that give up leave nothing behind.
-func (h *Hub) awaitDrain() {
-	h.wg.Wait()
-	close(h.drained)
-}
-
-// Close is Shutdown without a deadline.
-func (h *Hub) Close() {
-	_ = h.Shutdown(context.Background())
 }
 
 // ServeHTTP serves one event stream. It answers 405 to anything but GET, the
@@ -326,35 +296,48 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reason, handedOff := ReasonClientGone, false
-	defer func() { // deferred, so a panicking hook cannot leave the stream registered
+	defer func() { // deferred, so a panic (in a hook, a Broker) cannot leave the stream registered
 		if !handedOff {
 			h.end(s, info, reason)
 		}
 	}()
 	var batch []*Message
 	info.Start, batch = h.plan(s, r, pos)
-	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", info.LastEventID)
+	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", cut(info.LastEventID))
+	s.connected = true // from here OnDisconnect pairs with OnConnect, even if it panics
 	if h.cfg.OnConnect != nil {
-		h.cfg.OnConnect(info)
+		h.hook(func() { h.cfg.OnConnect(info) })
 	}
 	reason, handedOff = h.serve(s, r, batch, info)
 }
 
 // end unregisters a stream whose writer has returned and calls
-// OnDisconnect. It runs once per registered stream, on the goroutine that
-// ran its writer, and releases the stream's hold on the hub's WaitGroup
-// last, even if the hook panics.
+// OnDisconnect if OnConnect was called. It runs once per registered
+// stream, on the goroutine that ran its writer, and releases the stream's
+// count in the hub's tracker last, even if the hook panics.
 func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
-	defer h.wg.Done()
+	defer h.track.done()
+	if s.unbounded {
+		defer h.track.bound(-1)
+	}
 	s.finish()
 	if s.conn != nil {
 		_ = s.conn.Close() // a connection taken over ends with its stream
 	}
 	h.unregister(s)
 	h.log.Debug("sse: stream ended", "client", s.clientID, "reason", reason)
-	if h.cfg.OnDisconnect != nil {
-		h.cfg.OnDisconnect(info, reason)
+	if s.connected && h.cfg.OnDisconnect != nil {
+		h.hook(func() { h.cfg.OnDisconnect(info, reason) })
 	}
+}
+
+// cut shortens a client-supplied value for a log line.
+func cut(v string) string {
+	const most = 48
+	if len(v) <= most {
+		return v
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:most], ""), len(v))
 }
 
 // register adds s to the registry unless the hub is closed or a limit is
@@ -373,10 +356,10 @@ func (h *Hub) register(s *stream) (pos string, refusal string) {
 		return "", "MaxStreamsPerClient reached"
 	}
 	h.reg.add(s)
-	h.wg.Add(1)
+	h.track.add(1)
 	if !h.heartbeat && h.cfg.Heartbeat > 0 {
 		h.heartbeat = true
-		h.wg.Add(1)
+		h.track.add(1)
 		go h.beat()
 	}
 	return *h.lastPos.Load(), ""
@@ -392,14 +375,16 @@ func (h *Hub) unregister(s *stream) {
 // open writes the stream's headers and a retry field (none if retry is not
 // positive), and flushes them, so the browser's onopen fires at once. Until
 // then the stream is not cut short even if it is ended as slow (see
-// Hub.expire): its client always gets its 200. With Config.Hijack and
-// takeOver, it first tries to take the connection over from net/http.
-func (h *Hub) open(s *stream, retry time.Duration, takeOver bool) error {
+// Hub.expire): its client always gets its 200. For a stream (streaming,
+// not a refusal) it first tries to take the connection over from net/http
+// with Config.Hijack, and it reports a ResponseWriter that takes no write
+// deadline.
+func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 	hdr := s.w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
-	if takeOver && h.cfg.Hijack && s.info.Request.ProtoMajor == 1 {
+	if streaming && h.cfg.Hijack && s.info.Request.ProtoMajor == 1 {
 		if ok, err := h.hijack(s, retry); ok || err != nil {
 			return err
 		}
@@ -412,9 +397,21 @@ func (h *Hub) open(s *stream, retry time.Duration, takeOver bool) error {
 	}
 	s.w.WriteHeader(http.StatusOK)
 	// Streams outlive http.Server.WriteTimeout: clear it, and bound each
-	// write instead (stream.deadline). Writers that cannot are fine.
-	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
+	// write instead (stream.deadline).
+	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil {
+		if !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		s.noDeadline = true
+		if streaming {
+			s.unbounded = true
+			h.track.bound(1)
+			h.stats.noDeadline.Add(1)
+			h.warn(warnNoDeadline, "sse: the ResponseWriter takes no write deadline, so a client that stops reading "+
+				"holds its stream's writer until TCP gives up, and Shutdown cannot end it; "+
+				"wrap the ResponseWriter in middleware with an Unwrap method",
+				"type", fmt.Sprintf("%T", s.w))
+		}
 	}
 	s.idleClear = s.info.Request.ProtoMajor != 1
 	var batch []*Message
@@ -423,8 +420,9 @@ func (h *Hub) open(s *stream, retry time.Duration, takeOver bool) error {
 	}
 	if err := h.writeAll(s, batch); err != nil {
 		if errors.Is(err, http.ErrNotSupported) {
-			h.log.Warn("sse: the ResponseWriter cannot flush, so it cannot stream; "+
-				"wrap it in middleware with an Unwrap method", "err", err)
+			h.stats.unflushable.Add(1)
+			h.warn(warnNoFlush, "sse: the ResponseWriter cannot flush, so it cannot stream; "+
+				"wrap it in middleware with an Unwrap method", "type", fmt.Sprintf("%T", s.w))
 		}
 		return err
 	}

@@ -535,3 +535,39 @@ func TestPanickingHookLeavesNothingBehind(t *testing.T) {
 	}
 	waitStreams(t, h, 0)
 }
+
+// panickyBroker is the in-memory broker whose Replay and Snapshot panic.
+type panickyBroker struct{ *memoryBroker }
+
+func (panickyBroker) Replay(context.Context, string, string, func(*Message) bool) (bool, string, error) {
+	panic("broker bug in Replay")
+}
+
+func (panickyBroker) Snapshot(context.Context, string, func(*Message) bool) error {
+	panic("broker bug in Snapshot")
+}
+
+// A Broker that panics while a stream starts leaves nothing registered,
+// and the hooks stay paired: no OnDisconnect without its OnConnect.
+func TestPanickingBrokerLeavesTheHooksPaired(t *testing.T) {
+	var mu sync.Mutex
+	connects, disconnects := 0, 0
+	h, srv := newTestHub(t, Config{
+		Broker:       panickyBroker{newMemoryBroker(16, 16)},
+		OnConnect:    func(StreamInfo) { mu.Lock(); connects++; mu.Unlock() },
+		OnDisconnect: func(StreamInfo, DisconnectReason) { mu.Lock(); disconnects++; mu.Unlock() },
+	})
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)              // net/http logs the recovered panics
+	for _, header := range []http.Header{nil, lastEventID("x")} { // Snapshot, then Replay
+		if resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL, header)); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	waitStreams(t, h, 0)
+	mu.Lock()
+	defer mu.Unlock()
+	if connects != 0 || disconnects != 0 {
+		t.Fatalf("%d OnConnect, %d OnDisconnect calls; want none", connects, disconnects)
+	}
+}

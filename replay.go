@@ -52,7 +52,7 @@ func (h *Hub) plan(s *stream, r *http.Request, pos string) (StartKind, []*Messag
 	if last := s.info.LastEventID; last != "" {
 		missed, ok, why, err := h.missed(s, r, topics, last, pos)
 		if err != nil && r.Context().Err() == nil {
-			h.log.Warn("sse: replay failed", "client", s.clientID, "last_event_id", last, "err", err)
+			h.log.Warn("sse: replay failed", "client", s.clientID, "last_event_id", cut(last), "err", err)
 			ok, why = false, "unavailable"
 		}
 		if ok {
@@ -65,7 +65,7 @@ func (h *Hub) plan(s *stream, r *http.Request, pos string) (StartKind, []*Messag
 		} else {
 			kind = StartReset
 			h.stats.resets.Add(1)
-			h.log.Info("sse: cannot resume, sending reset", "client", s.clientID, "last_event_id", last, "reason", why)
+			h.log.Info("sse: cannot resume, sending reset", "client", s.clientID, "last_event_id", cut(last), "reason", why)
 			batch = append(batch, control(resetFrame(pos, why)))
 		}
 	}

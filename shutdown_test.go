@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -118,4 +119,195 @@ func TestShutdownWhilePublishing(t *testing.T) {
 	}
 	wg.Wait()
 	noHubGoroutines(t, h)
+}
+
+// within fails the test unless done is closed within testTimeout: what must
+// not deadlock.
+func within(t *testing.T, what string, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(testTimeout):
+		t.Fatalf("%s did not return: deadlock?", what)
+	}
+}
+
+// The hooks may call Shutdown and Close: from a hook they end every stream
+// and wait for all but the hook's own, which ends once the hook returns.
+func TestShutdownFromHooks(t *testing.T) {
+	t.Run("Close from OnDisconnect", func(t *testing.T) {
+		var h *Hub
+		closed := make(chan struct{})
+		h, srv := newTestHub(t, Config{
+			ClientID: headerID,
+			OnDisconnect: func(s StreamInfo, _ DisconnectReason) {
+				if s.ClientID == "ann" {
+					h.Close()
+					close(closed)
+				}
+			},
+		})
+		other := dial(t, nil, srv.URL, user("bob"))
+		dial(t, nil, srv.URL, user("ann"))
+		waitStreams(t, h, 2)
+		h.Disconnect("ann")
+		within(t, "Close in OnDisconnect", closed)
+		if err := other.ended(); err != io.EOF {
+			t.Fatalf("the other stream: %v", err)
+		}
+		noHubGoroutines(t, h)
+	})
+	t.Run("Shutdown from OnConnect", func(t *testing.T) {
+		var h *Hub
+		result := make(chan error, 1)
+		h, srv := newTestHub(t, Config{
+			ClientID: headerID,
+			OnConnect: func(s StreamInfo) {
+				if s.ClientID == "ann" {
+					ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+					defer cancel()
+					result <- h.Shutdown(ctx)
+				}
+			},
+		})
+		other := dial(t, nil, srv.URL, user("bob"))
+		waitStreams(t, h, 1)
+		resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL, user("ann")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) // the stream ends: the hub shut down
+		resp.Body.Close()
+		select {
+		case err := <-result:
+			if err != nil {
+				t.Fatalf("Shutdown in OnConnect: %v", err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("Shutdown in OnConnect did not return")
+		}
+		if err := other.ended(); err != io.EOF {
+			t.Fatalf("the other stream: %v", err)
+		}
+		noHubGoroutines(t, h)
+	})
+	t.Run("Close from every OnDisconnect at once", func(t *testing.T) {
+		var h *Hub
+		var calls sync.WaitGroup
+		h, srv := newTestHub(t, Config{
+			OnDisconnect: func(StreamInfo, DisconnectReason) {
+				h.Close()
+				calls.Done()
+			},
+		})
+		const n = 5
+		calls.Add(n)
+		for range n {
+			dial(t, nil, srv.URL, nil)
+		}
+		waitStreams(t, h, n)
+		done := make(chan struct{})
+		go func() {
+			h.Close()
+			calls.Wait()
+			close(done)
+		}()
+		within(t, "Close, outside and in every OnDisconnect", done)
+		noHubGoroutines(t, h)
+	})
+}
+
+// hangingBroker is the in-memory broker whose Publish hangs until its
+// context ends.
+type hangingBroker struct {
+	*memoryBroker
+	entered chan struct{}
+	gaveUp  chan error
+}
+
+func (b *hangingBroker) Publish(ctx context.Context, _ *Message) error {
+	close(b.entered)
+	<-ctx.Done()
+	b.gaveUp <- ctx.Err()
+	return ctx.Err()
+}
+
+// Shutdown ends by its context's deadline even while a Broker's Publish
+// hangs, and cancels that publish's context.
+func TestShutdownWhileABrokerPublishHangs(t *testing.T) {
+	b := &hangingBroker{memoryBroker: newMemoryBroker(16, 16), entered: make(chan struct{}), gaveUp: make(chan error, 1)}
+	h, srv := newTestHub(t, Config{Broker: b})
+	c := dial(t, nil, srv.URL, nil)
+	waitStreams(t, h, 1)
+	published := make(chan error, 1)
+	go func() {
+		_, err := h.Broadcast(data("hangs"))
+		published <- err
+	}()
+	<-b.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- h.Shutdown(ctx) }()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want the context's error", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Shutdown did not honour its context while a publish hung")
+	}
+	if err := <-b.gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the publish's context ended with %v, want it cancelled", err)
+	}
+	if err := <-published; err == nil {
+		t.Fatal("the hung publish reported success")
+	}
+	// The streams were ended all the same.
+	if err := c.ended(); err != io.EOF {
+		t.Fatalf("stream: %v", err)
+	}
+}
+
+// Through middleware that flushes but has no Unwrap, writes cannot take a
+// deadline: a client that stops reading holds its writer until TCP gives
+// up. The hub says so once, even without a Logger, counts such streams,
+// and Shutdown still returns, reporting them, once the write timeout has
+// passed; Close returns too.
+func TestShutdownWithAWriterThatTakesNoDeadline(t *testing.T) {
+	var logged syncBuffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	h, err := NewHub(testConfig(Config{QueueBytes: 8 << 20, WriteTimeout: 200 * time.Millisecond, Heartbeat: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smallBufferServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&flushOnly{w}, r)
+	}))
+	neverReader(t, srv, "/")
+	waitStreams(t, h, 1)
+	for range 256 {
+		h.Broadcast(data(strings.Repeat("x", 8<<10))) // far more than the socket buffers hold
+	}
+	if st := h.Stats(); st.NoWriteDeadline != 1 {
+		t.Fatalf("stats %+v: the stream without write deadlines was not counted", st)
+	}
+	if !strings.Contains(logged.String(), "takes no write deadline") || !strings.Contains(logged.String(), "level=WARN") {
+		t.Fatalf("default log %q does not warn about the writer", logged.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := h.Shutdown(ctx); !errors.Is(err, ErrStuckStreams) {
+		t.Fatalf("Shutdown = %v, want ErrStuckStreams", err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		h.Close()
+		close(closed)
+	}()
+	within(t, "Close", closed)
+	if !strings.Contains(logged.String(), "Shutdown gave up") {
+		t.Fatalf("default log %q does not say Shutdown gave up", logged.String())
+	}
 }

@@ -18,9 +18,16 @@ type Stats struct {
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
+
+	// Streams served through a ResponseWriter that hides what streaming
+	// needs, such as middleware without an Unwrap method; the first of each
+	// kind is also logged as a warning, even without Config.Logger.
+	NoWriteDeadline uint64 // streams whose writes cannot be cut short (see ErrStuckStreams)
+	Unflushable     uint64 // requests whose ResponseWriter cannot flush, which cannot stream
 }
 
 // counters are the hub's running totals.
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
+	noDeadline, unflushable                                                           atomic.Uint64
 }

@@ -1,0 +1,214 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ErrStuckStreams is wrapped by the error Shutdown returns when streams
+// whose ResponseWriter takes no write deadline (middleware that wraps the
+// ResponseWriter without an Unwrap method) are still blocked in a write
+// Config.WriteTimeout after Shutdown began. The hub cannot cut such a
+// write short: its client stopped reading, and the write lasts until TCP
+// gives up on the connection. Their handlers return then, touching nothing
+// that Shutdown released. Stats.NoWriteDeadline counts such streams.
+var ErrStuckStreams = errors.New("sse: streams stuck in a write that cannot be cut short")
+
+// Shutdown ends every stream, after each has written what was already
+// queued to it, and waits until every goroutine the hub runs on or started
+// has returned: stream handlers, the heartbeat, and with Config.Hijack each
+// stream's writer and reader. From the moment it is called, Send, Broadcast
+// and Publish fail with ErrHubClosed, new requests are refused with a retry
+// hint, and no write of any stream goes on past Config.WriteTimeout from
+// the first call. Once the streams are done it closes the Broker.
+//
+// It returns ctx's error if ctx ends first, and an error wrapping
+// ErrStuckStreams if only streams whose writes cannot be cut short are
+// left once the write timeout has passed. A Broker's Publish in flight is
+// waited for until then too (or until ctx ends), and its context is
+// cancelled if it has not returned. It is safe to call more than
+// once, concurrently, and from the hooks: called from OnConnect or
+// OnDisconnect, it does not wait for the hook's own stream, which ends once
+// the hook returns.
+//
+// http.Server.Shutdown waits for active requests, which open streams are,
+// so shut the hub down first, or register it:
+// srv.RegisterOnShutdown(hub.Close).
+func (h *Hub) Shutdown(ctx context.Context) error {
+	self := h.inHook()
+	h.stopBy.CompareAndSwap(0, time.Now().Add(h.cfg.WriteTimeout).UnixNano())
+	stopBy := time.Unix(0, h.stopBy.Load())
+	// From here no publish starts; once those in flight are done, every
+	// event published before is queued (and will be written), none after.
+	h.closing.Store(true)
+	if h.pubs.Load() == 0 {
+		h.pubsOnce.Do(func() { close(h.pubsDone) })
+	}
+	late := time.NewTimer(time.Until(stopBy))
+	defer late.Stop()
+	var err error
+	select {
+	case <-h.pubsDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-late.C:
+		h.warn(warnPublishHangs, "sse: Shutdown stopped waiting for a Broker's Publish")
+	}
+	if err != nil || !late.Stop() {
+		h.pubCancel() // a Broker that honours its context gives up
+	}
+	h.mu.Lock()
+	var streams []*stream
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+		streams = append(streams, h.reg.all...)
+	}
+	h.mu.Unlock()
+	for _, s := range streams {
+		s.close(ReasonShutdown)
+	}
+	if err != nil {
+		return err
+	}
+	stuck, err := h.track.wait(ctx, self, stopBy)
+	if err != nil {
+		return err
+	}
+	if stuck > 0 {
+		err = fmt.Errorf("%w: %d streams whose ResponseWriter takes no write deadline", ErrStuckStreams, stuck)
+		h.warn(warnStuck, "sse: Shutdown gave up on streams blocked in a write that cannot be cut short; "+
+			"serve the hub through middleware whose ResponseWriter has an Unwrap method", "streams", stuck)
+	}
+	h.stop.Do(func() {
+		h.pubCancel()
+		if cerr := h.broker.Close(); cerr != nil {
+			h.log.Warn("sse: closing the broker", "err", cerr)
+		}
+	})
+	return err
+}
+
+// Close is Shutdown without a deadline of its own. It returns once every
+// stream has ended, or once only streams whose writes cannot be cut short
+// are left, Config.WriteTimeout after it began (see ErrStuckStreams).
+func (h *Hub) Close() {
+	_ = h.Shutdown(context.Background())
+}
+
+// tracker counts what Shutdown waits for: registered streams (until their
+// handler, or with Hijack their writer, is done), a taken-over stream's
+// reader, the heartbeat goroutine, slow-stream expiries. All its methods
+// are safe for concurrent use.
+type tracker struct {
+	mu        sync.Mutex
+	running   int           // streams and goroutines not yet done
+	parked    int           // hooks blocked in Shutdown: each holds its stream's count
+	unbounded int           // running streams whose writes cannot be cut short
+	changed   chan struct{} // closed, and replaced, whenever a count changes
+}
+
+func newTracker() *tracker { return &tracker{changed: make(chan struct{})} }
+
+// add counts n more streams or goroutines.
+func (t *tracker) add(n int) { t.update(&t.running, n) }
+
+// done counts one of them done.
+func (t *tracker) done() { t.update(&t.running, -1) }
+
+// bound counts a running stream whose writer takes no deadline (n = 1),
+// or its end (n = -1).
+func (t *tracker) bound(n int) { t.update(&t.unbounded, n) }
+
+func (t *tracker) update(count *int, n int) {
+	t.mu.Lock()
+	*count += n
+	close(t.changed) // nobody sends on it: waiters only wait for it to close
+	t.changed = make(chan struct{})
+	t.mu.Unlock()
+}
+
+// wait returns once nothing is left running but hooks waiting in Shutdown
+// (self: the caller is one of them), or once only unbounded streams are
+// left after stopBy, reporting how many. It returns ctx's error if ctx
+// ends first.
+func (t *tracker) wait(ctx context.Context, self bool, stopBy time.Time) (stuck int, err error) {
+	if self {
+		t.update(&t.parked, 1)
+		defer t.update(&t.parked, -1)
+	}
+	var late <-chan time.Time
+	if d := time.Until(stopBy); d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		late = timer.C
+	}
+	for {
+		t.mu.Lock()
+		pending, unbounded, changed := t.running-t.parked, t.unbounded, t.changed
+		t.mu.Unlock()
+		if pending <= 0 {
+			return 0, nil
+		}
+		if pending <= unbounded && !time.Now().Before(stopBy) {
+			return pending, nil
+		}
+		select {
+		case <-changed:
+		case <-late:
+			late = nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// hook runs a hook of the application's, noting the goroutine it runs on,
+// so that a Shutdown called from the hook knows not to wait for the hook's
+// own stream.
+func (h *Hub) hook(fn func()) {
+	id := goroutineID()
+	h.hookMu.Lock()
+	h.hooks[id]++
+	h.hookMu.Unlock()
+	defer func() {
+		h.hookMu.Lock()
+		if h.hooks[id]--; h.hooks[id] == 0 {
+			delete(h.hooks, id)
+		}
+		h.hookMu.Unlock()
+	}()
+	fn()
+}
+
+// inHook reports whether the calling goroutine is running one of the hub's
+// hooks.
+func (h *Hub) inHook() bool {
+	if h.cfg.OnConnect == nil && h.cfg.OnDisconnect == nil {
+		return false
+	}
+	id := goroutineID()
+	h.hookMu.Lock()
+	defer h.hookMu.Unlock()
+	return h.hooks[id] > 0
+}
+
+// goroutineID returns the calling goroutine's ID, the number the first line
+// of its stack trace starts with ("goroutine 42 [running]:"). Go offers no
+// other way to tell that a call comes from a given goroutine; it is read
+// only around hooks and in Shutdown.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
+}

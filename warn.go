@@ -1,0 +1,32 @@
+package sse
+
+import "log/slog"
+
+// warning is a kind of condition that breaks streams without the
+// application having done anything wrong in its own code: middleware that
+// hides what streaming needs, a Broker that hangs.
+type warning uint8
+
+const (
+	warnNoFlush      warning = iota // a ResponseWriter that cannot flush
+	warnNoDeadline                  // a ResponseWriter that takes no write deadline
+	warnStuck                       // Shutdown gave up on such streams
+	warnPublishHangs                // Shutdown gave up waiting for Broker.Publish
+	warnKinds
+)
+
+// warn logs msg at Warn the first time a hub meets w, to Config.Logger, or
+// to slog.Default() if the hub has none: such conditions must not go
+// unnoticed. Later occurrences go to Config.Logger at Debug; Stats counts
+// them.
+func (h *Hub) warn(w warning, msg string, args ...any) {
+	if h.warned[w].Swap(true) {
+		h.log.Debug(msg, args...)
+		return
+	}
+	l := h.alarms
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Warn(msg, args...)
+}
