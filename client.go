@@ -19,7 +19,8 @@ type stream struct {
 	clientID string
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	conn     net.Conn // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
+	conn     net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
+	ended    chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
 
 	// Guarded by hub.mu.
 	topics map[string]struct{}

@@ -2,6 +2,8 @@ package sse
 
 import (
 	"bytes"
+	"net"
+	"net/http"
 	"time"
 )
 
@@ -42,6 +44,17 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 		head.Write(retryFrame(nil, retry))
 	}
 	s.conn = conn
+	// Drop net/http's response, which holds on to the connection's 4 KiB
+	// reader and writer: nothing of it is needed any more. A request body
+	// (odd on a GET) reads from that reader too: OnDisconnect gets a copy
+	// of the request without it.
+	s.w, s.rc = nil, nil
+	if r := s.info.Request; r.Body != nil && r.Body != http.NoBody {
+		r = r.WithContext(r.Context())
+		r.Body, r.GetBody = http.NoBody, nil
+		s.info.Request = r
+	}
+	s.ended = make(chan struct{})
 	h.track.add(1)
 	go h.watch(s)
 	if err := s.write([]*Message{control(head.Bytes())}); err != nil {
@@ -53,19 +66,60 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 	return true, nil
 }
 
-// watch reads s's connection until it fails: a client that closes its
-// connection, or one the stream's handler closes when the stream ends.
-// It then ends the stream as the client's leaving (unless it already
-// ended), as net/http's background read does for the streams it serves.
+// watch reads s's connection until it fails: its client closing the
+// connection, or Hub.end waking it because the stream ended. It then ends
+// the stream as the client's leaving (unless it already ended), as
+// net/http's background read does for the streams it serves, waits for
+// the stream to end and hangs up.
 func (h *Hub) watch(s *stream) {
 	defer h.track.done()
 	var b [64]byte
 	for {
 		if _, err := s.conn.Read(b[:]); err != nil {
-			s.close(ReasonClientGone)
-			return
+			break
 		}
 	}
+	reason := s.close(ReasonClientGone) // or why it had ended already
+	<-s.ended
+	s.hangUp(reason)
+}
+
+// lingerTime bounds how long a connection that the hub ends lingers for its
+// client to read the last frames (net/http waits as long).
+const lingerTime = 500 * time.Millisecond
+
+// hangUp closes a taken-over connection once its stream has ended. A stream
+// the hub ended on purpose (Disconnect, Shutdown) promised its client the
+// frames queued before: closing a socket with unread input makes the kernel
+// send a reset, which may discard frames the client has not read yet. So it
+// shuts the write side (the client reads everything, then the end), reads
+// whatever the client still sends until it closes its side or lingerTime
+// passes, and then closes. Over TLS the connection underneath is closed
+// without waiting for the close_notify alert to be written, which could
+// take 5 s with a client that stopped reading. Other streams, whose client
+// left or could not keep up, are closed at once.
+func (s *stream) hangUp(reason DisconnectReason) {
+	raw := s.conn
+	if tc, ok := raw.(interface{ NetConn() net.Conn }); ok {
+		raw = tc.NetConn()
+	}
+	if reason != ReasonDisconnected && reason != ReasonShutdown {
+		_ = raw.Close()
+		return
+	}
+	linger := time.AfterFunc(lingerTime, func() { _ = raw.Close() }) // also cuts a close_notify short
+	defer linger.Stop()
+	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(lingerTime))
+	buf := make([]byte, 4<<10)
+	for {
+		if _, err := s.conn.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = raw.Close()
 }
 
 // drive runs the writer of a stream that took its connection over, on a

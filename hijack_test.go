@@ -4,17 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+	"weak"
 )
 
 // The rest of the suite runs with Config.Hijack too (go test -args
@@ -340,4 +346,197 @@ func TestHijackOverTLS(t *testing.T) {
 	}
 	c.close()
 	awaitClientGone(t, gone)
+}
+
+// Once a stream has taken its connection over, nothing of net/http's is
+// kept: not its response, nor the connection state that holds net/http's
+// 4 KiB reader and writer (a stream that kept them cost 8.7 KiB more), nor,
+// through a request body, that reader.
+func TestHijackLetsGoOfNetHTTP(t *testing.T) {
+	for _, req := range []string{
+		"GET / HTTP/1.1\r\nHost: test\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhel", // a body, not all sent
+	} {
+		h, err := NewHub(Config{Hijack: true, Heartbeat: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []weak.Pointer[byte]
+		returned := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// w is net/http's *response; its conn field holds the buffers.
+			resp := reflect.ValueOf(w)
+			conn := resp.Elem().FieldByName("conn")
+			for _, p := range []unsafe.Pointer{resp.UnsafePointer(), conn.UnsafePointer(), conn.Elem().FieldByName("bufr").UnsafePointer()} {
+				kept = append(kept, weak.Make((*byte)(p)))
+			}
+			h.ServeHTTP(w, r)
+			close(returned)
+		}))
+		t.Cleanup(func() {
+			h.Close()
+			srv.Close()
+		})
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := conn.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		waitStreams(t, h, 1)
+		<-returned // the stream has started and was handed to the hub's goroutines
+		waitFor(t, "net/http's response, connection and reader to be collected", func() bool {
+			runtime.GC()
+			for _, p := range kept {
+				if p.Value() != nil {
+					return false
+				}
+			}
+			return true
+		})
+		if _, err := h.Broadcast(data("still streaming")); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(testTimeout))
+		br := bufio.NewReader(conn)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%q: the stream ended: %v", req, err)
+			}
+			if line == "data: still streaming\n" {
+				break
+			}
+		}
+	}
+}
+
+// A stream the hub ends on purpose (Disconnect) writes what was queued, and
+// its client reads all of it, then the end, although it keeps sending: a
+// plain close with unread input resets the connection, which discards the
+// frames still in the hub's socket buffer, waiting for the client's window.
+func TestHijackDisconnectDeliversTheLastFrames(t *testing.T) {
+	ended := make(chan struct{})
+	h, err := NewHub(Config{Hijack: true, Heartbeat: -1,
+		ClientID:     func(*http.Request) (string, error) { return "one", nil },
+		OnDisconnect: func(StreamInfo, DisconnectReason) { close(ended) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, states := hijackServer(t, h, func(w http.ResponseWriter) http.ResponseWriter { return w })
+	conn, _, br := rawStream(t, srv.Listener.Addr().String())
+	if err := conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil { // a small window: frames wait at the hub
+		t.Fatal(err)
+	}
+	waitStreams(t, h, 1)
+	if states.count() != 1 {
+		t.Fatal("the connection was not taken over")
+	}
+	sent := make(chan struct{})
+	go func() { // bytes the hub never asked for, more than it reads at once
+		defer close(sent)
+		junk := bytes.Repeat([]byte("x"), 64<<10)
+		for range 16 {
+			if _, err := conn.Write(junk); err != nil {
+				return
+			}
+		}
+	}()
+	last := strings.Repeat("z", 12<<10) // more than the client's window, less than the hub's buffer
+	h.Broadcast(data("first"))
+	h.Broadcast(data(last))
+	waitFor(t, "the frames to be written", func() bool { return h.Stats().Written == 4 }) // head and retry, position, two events
+	h.Disconnect("one")
+	<-ended
+	<-sent // the client stops sending, then reads, as a page would
+	body, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("reading the stream: %v after %d bytes", err, len(body))
+	}
+	if !bytes.HasSuffix(body, []byte("data: "+last+"\n\n")) {
+		t.Fatalf("the stream ended without its last frame (%d bytes read)", len(body))
+	}
+}
+
+// hijackable is a ResponseWriter whose connection the hub takes over: one
+// end of a pipe, which holds no bytes, so a client that stops reading
+// blocks every write at once.
+type hijackable struct {
+	header http.Header
+	conn   net.Conn
+}
+
+func (w *hijackable) Header() http.Header         { return w.header }
+func (w *hijackable) Write(p []byte) (int, error) { return 0, errors.New("hijackable: not taken over") }
+func (w *hijackable) WriteHeader(int)             {}
+func (w *hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return w.conn, bufio.NewReadWriter(bufio.NewReader(w.conn), bufio.NewWriter(w.conn)), nil
+}
+
+// Over TLS, ending a taken-over stream whose client stopped reading does
+// not wait for the close_notify alert (which the TLS package gives 5 s to
+// be written): OnDisconnect is called at once, and the connection is
+// closed within the hub's linger time.
+func TestHijackTLSEndDoesNotWaitForTheAlert(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate
+	defer tlsSrv.Close()
+	serverEnd, clientEnd := net.Pipe()
+	clientConfig := tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	clientConfig.ServerName = "example.com" // a name httptest's certificate holds
+	client := tls.Client(clientEnd, clientConfig)
+	defer client.Close()
+	server := tls.Server(serverEnd, &tls.Config{Certificates: tlsSrv.TLS.Certificates})
+	handshake := make(chan error, 1)
+	go func() { handshake <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-handshake; err != nil {
+		t.Fatal(err)
+	}
+
+	gone := make(chan struct{})
+	h, err := NewHub(Config{Hijack: true, Heartbeat: -1, Retry: -1,
+		ClientID:     func(*http.Request) (string, error) { return "one", nil },
+		OnDisconnect: func(StreamInfo, DisconnectReason) { close(gone) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	go h.ServeHTTP(&hijackable{header: http.Header{}, conn: server}, req)
+	// Read the head and the position, then stop reading.
+	br := bufio.NewReader(client)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "id: ") {
+			break
+		}
+	}
+	waitStreams(t, h, 1)
+	h.Disconnect("one")
+	start := time.Now()
+	select {
+	case <-gone:
+	case <-time.After(testTimeout):
+		t.Fatal("OnDisconnect was not called")
+	}
+	// A bound of behaviour, not of speed: the alert's 5 s must not be in it.
+	if d := time.Since(start); d >= 4*time.Second {
+		t.Fatalf("OnDisconnect came %v after Disconnect", d)
+	}
+	closed := make(chan struct{})
+	go func() {
+		h.Close() // waits for the connection to be closed
+		close(closed)
+	}()
+	within(t, "Close", closed)
+	if d := time.Since(start); d >= 4*time.Second {
+		t.Fatalf("the connection was closed %v after Disconnect", d)
+	}
 }

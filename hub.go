@@ -321,10 +321,13 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 		defer h.track.bound(-1)
 	}
 	s.finish()
-	if s.conn != nil {
-		_ = s.conn.Close() // a connection taken over ends with its stream
-	}
 	h.unregister(s)
+	if s.conn != nil {
+		// The connection's reader hangs up (stream.hangUp), so that a
+		// linger or a TLS alert never delays OnDisconnect.
+		close(s.ended)
+		_ = s.conn.SetReadDeadline(time.Now()) // wakes the reader
+	}
 	h.log.Debug("sse: stream ended", "client", s.clientID, "reason", reason)
 	if s.connected && h.cfg.OnDisconnect != nil {
 		h.hook(func() { h.cfg.OnDisconnect(info, reason) })
@@ -445,6 +448,7 @@ func (h *Hub) serve(s *stream, r *http.Request, batch []*Message, info StreamInf
 		return reason, false
 	}
 	if s.conn != nil {
+		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
 		go h.drive(s, info)
 		return 0, true
 	}
