@@ -12,12 +12,13 @@ import (
 // events.
 //
 // A Hub calls Subscribe once, before it serves any stream, and Close once,
-// from Shutdown. Publish and Replay may be called concurrently with each
-// other and with deliveries.
+// from Shutdown. Publish, Replay and Snapshot may be called concurrently
+// with each other and with deliveries.
 type Broker interface {
 	// Publish assigns m.Pos, a position later than every earlier message's,
 	// keeps m in history and delivers it to every subscribed hub. It must
-	// not keep m.Body after it returns unless it copies it.
+	// not keep m.Body after it returns unless it copies it. ctx is
+	// cancelled when the hub's Shutdown gives up waiting for it.
 	Publish(ctx context.Context, m *Message) error
 
 	// Subscribe registers deliver, which the broker calls for every
@@ -34,21 +35,29 @@ type Broker interface {
 	// position after and up to and including the position until, stopping
 	// early if fn returns false. after is what a client sent as
 	// Last-Event-ID, so it may be anything; until is a position the broker
-	// delivered. ok is false, and fn is not called, when after is not a
-	// position the history can resume from: unknown, older than the
-	// history, or from another epoch. reason then says which, in a word
-	// ("unknown", "expired" or "epoch"). Replay must not hold locks that
-	// Publish needs while it calls fn: fn writes to the network.
-	Replay(ctx context.Context, after, until string, fn func(*Message) bool) (ok bool, reason string, err error)
+	// delivered to the hub. to lists the audiences the stream may receive
+	// (Everyone, its topics, its client ID): the hub skips other messages
+	// itself, but a broker may use it to do less. ok is false, and fn is
+	// not called, when after is not a position the history can resume
+	// from; reason then says why, in a word: "unknown", "expired" or
+	// "epoch" (the hub sends a ResetEvent), or "ahead", when after is a
+	// position later than until that this hub has not been delivered yet
+	// (possible with several nodes: the hub then waits for its deliveries
+	// to catch up and asks again). Replay must not hold locks that Publish
+	// needs while it calls fn: fn writes to the network.
+	Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (ok bool, reason string, err error)
 
 	// Snapshot calls fn, in position order, for the newest message of each
-	// key (each Message.Key with its Message.To) at or before the position
-	// until, stopping early if fn returns false. A hub sends these to a
-	// stream that starts without a usable Last-Event-ID, so it begins with
-	// the current state. A broker that keeps no such state calls fn for
-	// nothing. Like Replay, it must not hold locks Publish needs while it
-	// calls fn.
-	Snapshot(ctx context.Context, until string, fn func(*Message) bool) error
+	// state (a Message.Key within its audience, Message.To) of the
+	// audiences in to, if it is at or before the position until: a state
+	// updated since comes with the hub's later deliveries. A hub sends
+	// these to a stream that starts without a usable Last-Event-ID, so it
+	// begins with the current state, and to streams that subscribe to a
+	// topic at run time. It stops early if fn returns false. A broker that
+	// keeps no such state calls fn for nothing. The hub may call it while
+	// it holds its deliveries back (Hub.Subscribe), so it must not wait for
+	// a delivery to finish, nor hold locks Publish needs while it calls fn.
+	Snapshot(ctx context.Context, until string, to []Target, fn func(*Message) bool) error
 
 	// Close releases the broker's resources. The hub makes no calls after
 	// it.

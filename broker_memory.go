@@ -2,7 +2,6 @@ package sse
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -15,27 +14,39 @@ import (
 // memoryBroker is the default Broker: one process, a bounded ring of recent
 // messages, and positions "<epoch>-<sequence>". Publish delivers
 // synchronously, under its lock, so deliveries are in position order.
+//
+// Every operation costs the same however long the history and however many
+// keys are remembered, but for the work it hands back: a replay copies the
+// messages it replays, a snapshot the states it sends.
 type memoryBroker struct {
 	epoch string // 8 lowercase base32 characters, random per broker
 
-	mu      sync.Mutex
-	seq     uint64     // the last assigned sequence number; 0 before the first
-	ring    []*Message // the last len(ring) messages, message seq at ring[seq%len]
-	deliver func(*Message)
+	mu       sync.Mutex // guards the history and the order of deliveries
+	seq      uint64     // the last assigned sequence number; 0 before the first
+	ring     []*Message // room for the last len(ring) messages, message seq at ring[seq%len]
+	oldest   uint64     // the sequence number of the oldest message kept; seq+1 when none is
+	bytes    int        // the size of the messages kept (messageSize)
+	maxBytes int        // bound on bytes; the oldest messages go first
+	ids      map[string]uint64
+	deliver  func(*Message)
 
-	// The newest message of each key, for snapshots: keys indexes the
-	// elements of byAge, a list of *keyState from least to most recently
-	// updated, bounded by maxKeys.
-	keys    map[keyID]*list.Element
-	byAge   list.List
-	maxKeys int
+	// The newest message of each state, for snapshots. keysMu is a leaf
+	// lock: Snapshot takes nothing else, so the hub may call it while it
+	// holds deliveries back (Hub.Subscribe), although Publish delivers
+	// under mu. Snapshots only read: under a storm of reconnects they
+	// run side by side, and a keyed publish waits for those running, not
+	// for a queue of them.
+	keysMu sync.RWMutex
+	keys   keyStore
 }
 
-// keyState is the newest message of one key.
-type keyState struct {
-	id  keyID
-	seq uint64
-	m   *Message
+// messageOverhead is about what a kept message costs beyond its frame: the
+// Message, its strings' headers, the ring or state that holds it.
+const messageOverhead = 192
+
+// messageSize is about the memory a kept message holds.
+func messageSize(m *Message) int {
+	return len(m.frame) + len(m.ID) + len(m.Key) + len(m.To.Name) + messageOverhead
 }
 
 // epochLen is the length of a memory broker's epoch.
@@ -44,15 +55,18 @@ const epochLen = 8
 var epochEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // newMemoryBroker returns a broker that keeps the last history messages
-// and the newest message of up to maxKeys keys; zero keeps none (replay
-// then only succeeds when nothing was missed; snapshots are empty).
+// (within DefaultHistoryBytes) and the newest message of up to maxKeys keys
+// per audience (within DefaultKeyBytes); zero keeps none (replay then only
+// succeeds when nothing was missed; snapshots are empty).
 func newMemoryBroker(history, maxKeys int) *memoryBroker {
 	var raw [5]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24)
 	b := &memoryBroker{
-		epoch:   epochEncoding.EncodeToString(raw[:]),
-		keys:    make(map[keyID]*list.Element),
-		maxKeys: maxKeys,
+		epoch:    epochEncoding.EncodeToString(raw[:]),
+		oldest:   1,
+		maxBytes: DefaultHistoryBytes,
+		ids:      make(map[string]uint64),
+		keys:     newKeyStore(maxKeys, DefaultKeyBytes),
 	}
 	if history > 0 {
 		b.ring = make([]*Message, history)
@@ -67,10 +81,24 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 	m.Pos = b.pos(b.seq)
 	m.buildFrame()
 	if len(b.ring) > 0 {
+		if b.seq-b.oldest >= uint64(len(b.ring)) {
+			b.evictOldest() // its slot is m's
+		}
 		b.ring[b.seq%uint64(len(b.ring))] = m
+		b.bytes += messageSize(m)
+		if m.ID != "" {
+			b.ids[m.ID] = b.seq
+		}
+		for b.bytes > b.maxBytes && b.oldest <= b.seq {
+			b.evictOldest()
+		}
+	} else {
+		b.oldest = b.seq + 1
 	}
-	if m.Key != "" && b.maxKeys > 0 {
-		b.remember(m)
+	if m.Key != "" {
+		b.keysMu.Lock()
+		b.keys.remember(m, b.seq)
+		b.keysMu.Unlock()
 	}
 	if b.deliver != nil {
 		b.deliver(m)
@@ -78,39 +106,29 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 	return nil
 }
 
-// remember makes m the newest message of its key, forgetting the least
-// recently updated key when there are too many. Callers hold mu.
-func (b *memoryBroker) remember(m *Message) {
-	id := m.state()
-	if e, ok := b.keys[id]; ok {
-		k := e.Value.(*keyState)
-		k.seq, k.m = b.seq, m
-		b.byAge.MoveToBack(e)
-		return
+// evictOldest drops the oldest message from history. Callers hold mu.
+func (b *memoryBroker) evictOldest() {
+	i := b.oldest % uint64(len(b.ring))
+	m := b.ring[i]
+	b.ring[i] = nil
+	b.bytes -= messageSize(m)
+	if m.ID != "" && b.ids[m.ID] == b.oldest {
+		delete(b.ids, m.ID)
 	}
-	b.keys[id] = b.byAge.PushBack(&keyState{id: id, seq: b.seq, m: m})
-	if b.byAge.Len() > b.maxKeys {
-		oldest := b.byAge.Front()
-		delete(b.keys, oldest.Value.(*keyState).id)
-		b.byAge.Remove(oldest)
-	}
+	b.oldest++
 }
 
-func (b *memoryBroker) Snapshot(ctx context.Context, until string, fn func(*Message) bool) error {
-	b.mu.Lock()
+func (b *memoryBroker) Snapshot(ctx context.Context, until string, to []Target, fn func(*Message) bool) error {
 	end, ok := b.parse(until)
-	if !ok || b.byAge.Len() == 0 {
-		b.mu.Unlock()
+	if !ok {
 		return nil
 	}
-	out := make([]keyState, 0, b.byAge.Len())
-	for e := b.byAge.Front(); e != nil; e = e.Next() {
-		if k := e.Value.(*keyState); k.seq <= end {
-			out = append(out, *k)
-		}
+	b.keysMu.RLock()
+	out := b.keys.collect(end, to)
+	b.keysMu.RUnlock()
+	if len(to) > 1 { // each audience's states are in position order: interleave them
+		slices.SortFunc(out, func(x, y keyState) int { return cmp.Compare(x.seq, y.seq) })
 	}
-	b.mu.Unlock()
-	slices.SortFunc(out, func(x, y keyState) int { return cmp.Compare(x.seq, y.seq) })
 	for _, k := range out {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -136,7 +154,7 @@ func (b *memoryBroker) Subscribe(deliver func(*Message)) (string, error) {
 	return b.pos(b.seq), nil // "<epoch>-0" before the first message
 }
 
-func (b *memoryBroker) Replay(ctx context.Context, after, until string, fn func(*Message) bool) (bool, string, error) {
+func (b *memoryBroker) Replay(ctx context.Context, after, until string, _ []Target, fn func(*Message) bool) (bool, string, error) {
 	b.mu.Lock()
 	var end uint64 // until as a sequence number; "" is before the first message
 	if until != "" {
@@ -147,8 +165,8 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, fn func(
 		}
 	}
 	start, ok := b.parse(after)
-	if !ok {
-		start, ok = b.findID(after)
+	if !ok && after != "" {
+		start, ok = b.ids[after] // an application-set ID still in history
 	}
 	if !ok {
 		b.mu.Unlock()
@@ -157,15 +175,17 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, fn func(
 		}
 		return false, "unknown", nil
 	}
-	if start > b.seq {
+	switch {
+	case start > b.seq:
 		b.mu.Unlock()
 		return false, "unknown", nil
-	}
-	if start >= end {
+	case start > end:
+		b.mu.Unlock()
+		return false, "ahead", nil
+	case start == end:
 		b.mu.Unlock()
 		return true, "", nil
-	}
-	if oldest := b.oldest(); start+1 < oldest {
+	case start+1 < b.oldest:
 		b.mu.Unlock()
 		return false, "expired", nil
 	}
@@ -187,16 +207,6 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, fn func(
 	return true, "", nil
 }
 
-// oldest returns the sequence number of the oldest message in history, or
-// seq+1 when the history is empty. Callers hold mu.
-func (b *memoryBroker) oldest() uint64 {
-	n := uint64(len(b.ring))
-	if b.seq < n {
-		return 1
-	}
-	return b.seq - n + 1
-}
-
 // parse reads a position of this broker's epoch.
 func (b *memoryBroker) parse(pos string) (uint64, bool) {
 	rest, ok := strings.CutPrefix(pos, b.epoch)
@@ -205,20 +215,6 @@ func (b *memoryBroker) parse(pos string) (uint64, bool) {
 	}
 	seq, err := strconv.ParseUint(rest[1:], 10, 64)
 	return seq, err == nil
-}
-
-// findID looks for a message with the application-chosen id, newest first.
-// Callers hold mu.
-func (b *memoryBroker) findID(id string) (uint64, bool) {
-	if id == "" {
-		return 0, false
-	}
-	for s := b.seq; s >= b.oldest() && s > 0; s-- {
-		if m := b.ring[s%uint64(len(b.ring))]; m.ID == id {
-			return s, true
-		}
-	}
-	return 0, false
 }
 
 // isPosition reports whether s has the shape of a memory broker position,

@@ -14,51 +14,50 @@ import (
 // goroutine may add to without blocking, and the writer that drains it, which
 // runs on the stream's own request goroutine.
 type stream struct {
-	hub      *Hub
-	info     StreamInfo
-	clientID string
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	conn     net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
-	ended    chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
+	// What a delivery touches, kept together.
+	mu     sync.Mutex // guards the fields up to keyed
+	queue  []*Message // in delivery order; conflation may leave nil holes
+	bytes  int        // sum of the queued frames' lengths
+	holes  int        // nil entries in queue
+	closed bool
+	reason DisconnectReason
+	hub    *Hub
+
+	keyed map[uint64]int // for long queues: where each state's frame is, by Message.stateHash
+	wake  chan struct{}  // capacity 1: "the queue changed or the stream closed"
+	wrote atomic.Bool    // set by the writer after a write; cleared by the heartbeat
+
+	info  StreamInfo
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	conn  net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
+	ended chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
 
 	// Guarded by hub.mu.
 	topics map[string]struct{}
 	index  int // in hub.reg.all
-
-	mu     sync.Mutex     // guards the fields below
-	queue  []*Message     // in delivery order; conflation may leave nil holes
-	holes  int            // nil entries in queue
-	keyed  map[uint64]int // for long queues: where each state's frame is, by Message.stateHash
-	bytes  int            // sum of the queued frames' lengths
-	closed bool
-	reason DisconnectReason
 
 	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
 	opened   bool       // the headers are out; guarded by connMu
 	finished bool       // the handler is returning; guarded by connMu
 	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
 
-	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
-	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
-
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
 
-	spare      []*Message // writer-owned: the drained queue, kept for reuse
 	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
-	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
 	idleClear  bool       // writer-owned: clear the deadline before waiting (see disarm)
+	spare      []*Message // writer-owned: the drained queue, kept for reuse
+	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
 }
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 	s := &stream{
-		hub:      h,
-		info:     info,
-		clientID: info.ClientID,
-		w:        w,
-		rc:       http.NewResponseController(w),
-		wake:     make(chan struct{}, 1),
+		hub:  h,
+		info: info,
+		w:    w,
+		rc:   http.NewResponseController(w),
+		wake: make(chan struct{}, 1),
 	}
 	if len(info.Topics) > 0 {
 		s.topics = make(map[string]struct{}, len(info.Topics))
@@ -276,7 +275,7 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 			if err != nil {
 				// A stream ended as slow while its write was blocked ends as slow.
 				reason := s.close(ReasonWriteFailed)
-				s.hub.log.Warn("sse: stream ended", "client", s.clientID, "reason", reason, "err", err)
+				s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
 				return reason
 			}
 		}
@@ -439,7 +438,7 @@ func (s *stream) entitled(m *Message, topics map[string]struct{}) bool {
 		_, ok := topics[m.To.Name]
 		return ok
 	case Client:
-		return m.To.Name == s.clientID
+		return m.To.Name == s.info.ClientID
 	}
 	return false
 }

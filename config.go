@@ -11,7 +11,9 @@ import (
 // Defaults for the zero fields of a Config.
 const (
 	DefaultHistory      = 1024
+	DefaultHistoryBytes = 32 << 20
 	DefaultKeys         = 10_000
+	DefaultKeyBytes     = 32 << 20
 	DefaultHeartbeat    = 15 * time.Second
 	DefaultQueueBytes   = 256 << 10
 	DefaultWriteTimeout = 10 * time.Second
@@ -43,12 +45,26 @@ type Config struct {
 	// when Broker is set.
 	History int
 
-	// Keys is how many keys (see Event.Key) the in-memory broker remembers
-	// the newest event of, for the snapshot a fresh stream starts with.
-	// When more keys are in use, the least recently updated is forgotten.
-	// Zero means DefaultKeys (10,000); negative remembers none. Ignored
-	// when Broker is set.
+	// HistoryBytes bounds the memory of the in-memory broker's history as
+	// well: the oldest events go first when the events kept hold more.
+	// Zero means DefaultHistoryBytes (32 MiB). Ignored when Broker is set.
+	HistoryBytes int
+
+	// Keys is how many states (see Event.Key: a key within its audience,
+	// the broadcast, a topic or a client ID) the in-memory broker remembers
+	// the newest event of, per audience, for the snapshot a fresh stream
+	// starts with. When an audience has more, its least recently updated
+	// state is forgotten. Zero means DefaultKeys (10,000); negative
+	// remembers none. Ignored when Broker is set.
 	Keys int
+
+	// KeyBytes bounds the memory of all the states the in-memory broker
+	// remembers: beyond it, the least recently updated state of a client ID
+	// is forgotten first, and shared state (broadcasts, topics) only when
+	// no client's is left, so per-client keys never push out what every
+	// stream shares. Zero means DefaultKeyBytes (32 MiB). Ignored when
+	// Broker is set.
+	KeyBytes int
 
 	// Broker orders, keeps and carries events. Nil means in memory, for a
 	// single process.
@@ -150,6 +166,8 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	neg("QueueBytes", c.QueueBytes)
+	neg("HistoryBytes", c.HistoryBytes)
+	neg("KeyBytes", c.KeyBytes)
 	neg("MaxStreams", c.MaxStreams)
 	neg("MaxStreamsPerClient", c.MaxStreamsPerClient)
 	// A duration is zero (the default), at least a millisecond (the
@@ -178,6 +196,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Keys == 0 {
 		c.Keys = DefaultKeys
+	}
+	if c.HistoryBytes == 0 {
+		c.HistoryBytes = DefaultHistoryBytes
+	}
+	if c.KeyBytes == 0 {
+		c.KeyBytes = DefaultKeyBytes
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat

@@ -18,6 +18,12 @@ const (
 	ReasonDisconnected
 	// ReasonShutdown: Hub.Shutdown or Hub.Close ended the stream.
 	ReasonShutdown
+	// ReasonUnavailable: the stream could not start exactly, so it ended
+	// before it told its client a position it had not reached: the Broker
+	// failed to read the snapshot, or (with several nodes) this hub's
+	// deliveries did not catch up with the client's Last-Event-ID in
+	// time. The client reconnects and tries again.
+	ReasonUnavailable
 )
 
 // String returns the reason in a word or two, for logs.
@@ -33,6 +39,8 @@ func (r DisconnectReason) String() string {
 		return "disconnected"
 	case ReasonShutdown:
 		return "shutdown"
+	case ReasonUnavailable:
+		return "unavailable"
 	}
 	return "unknown"
 }

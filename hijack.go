@@ -19,7 +19,7 @@ import (
 func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 	conn, _, err := s.rc.Hijack()
 	if err != nil {
-		h.log.Debug("sse: streaming through net/http: the connection cannot be taken over", "client", s.clientID, "err", err)
+		h.log.Debug("sse: streaming through net/http: the connection cannot be taken over", "client", s.info.ClientID, "err", err)
 		return false, nil
 	}
 	// Bytes a client sent after its request (pipelined requests) sit in
@@ -131,7 +131,7 @@ func (h *Hub) drive(s *stream, info StreamInfo) {
 	reason := ReasonWriteFailed
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error("sse: panic in a stream's writer or OnDisconnect", "client", s.clientID, "panic", p)
+			h.log.Error("sse: panic in a stream's writer or OnDisconnect", "client", s.info.ClientID, "panic", p)
 		}
 	}()
 	defer func() { h.end(s, info, reason) }() // even if run panics

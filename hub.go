@@ -78,6 +78,7 @@ func NewHub(cfg Config) (*Hub, error) {
 		h.broker = cfg.Broker
 	} else {
 		h.mem = newMemoryBroker(max(cfg.History, 0), max(cfg.Keys, 0))
+		h.mem.maxBytes, h.mem.keys.maxBytes = cfg.HistoryBytes, cfg.KeyBytes
 		h.broker = h.mem
 	}
 	last, err := h.broker.Subscribe(h.deliver)
@@ -290,7 +291,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
-	pos, refusal := h.register(s)
+	pos, registered, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
 		return
@@ -302,13 +303,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	var batch []*Message
-	info.Start, batch = h.plan(s, r, pos)
+	var whole bool
+	info.Start, batch, whole = h.plan(s, r, pos, registered)
 	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", cut(info.LastEventID))
 	s.connected = true // from here OnDisconnect pairs with OnConnect, even if it panics
 	if h.cfg.OnConnect != nil {
 		h.hook(func() { h.cfg.OnConnect(info) })
 	}
-	reason, handedOff = h.serve(s, r, batch, info)
+	reason, handedOff = h.serve(s, r, batch, whole, info)
 }
 
 // end unregisters a stream whose writer has returned and calls
@@ -328,7 +330,7 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 		close(s.ended)
 		_ = s.conn.SetReadDeadline(time.Now()) // wakes the reader
 	}
-	h.log.Debug("sse: stream ended", "client", s.clientID, "reason", reason)
+	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", reason)
 	if s.connected && h.cfg.OnDisconnect != nil {
 		h.hook(func() { h.cfg.OnDisconnect(info, reason) })
 	}
@@ -346,17 +348,19 @@ func cut(v string) string {
 // register adds s to the registry unless the hub is closed or a limit is
 // reached, in which case it says why. pos is the position of the last
 // message delivered before s was registered: s receives every later one
-// live, and replays catch up to pos.
-func (h *Hub) register(s *stream) (pos string, refusal string) {
+// live, and replays catch up to pos. topics is a copy of the stream's
+// topics then: what its start covers (topics added later get their state
+// from Subscribe).
+func (h *Hub) register(s *stream) (pos string, topics map[string]struct{}, refusal string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.closed:
-		return "", "hub closing"
+		return "", nil, "hub closing"
 	case h.cfg.MaxStreams > 0 && len(h.reg.all) >= h.cfg.MaxStreams:
-		return "", "MaxStreams reached"
-	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.clientID]) >= h.cfg.MaxStreamsPerClient:
-		return "", "MaxStreamsPerClient reached"
+		return "", nil, "MaxStreams reached"
+	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.info.ClientID]) >= h.cfg.MaxStreamsPerClient:
+		return "", nil, "MaxStreamsPerClient reached"
 	}
 	h.reg.add(s)
 	h.track.add(1)
@@ -365,7 +369,11 @@ func (h *Hub) register(s *stream) (pos string, refusal string) {
 		h.track.add(1)
 		go h.beat()
 	}
-	return *h.lastPos.Load(), ""
+	topics = make(map[string]struct{}, len(s.topics))
+	for t := range s.topics {
+		topics[t] = struct{}{}
+	}
+	return *h.lastPos.Load(), topics, ""
 }
 
 func (h *Hub) unregister(s *stream) {
@@ -440,11 +448,11 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 // ended. A stream that took its connection over is handed off instead
 // (handedOff): its writer goes on in a goroutine of its own (Hub.drive),
 // and the handler returns.
-func (h *Hub) serve(s *stream, r *http.Request, batch []*Message, info StreamInfo) (reason DisconnectReason, handedOff bool) {
+func (h *Hub) serve(s *stream, r *http.Request, batch []*Message, whole bool, info StreamInfo) (reason DisconnectReason, handedOff bool) {
 	if err := h.open(s, h.cfg.Retry, true); err != nil {
 		return h.startFailed(s, r, err), false
 	}
-	if reason, ok := h.start(s, r, batch); !ok {
+	if reason, ok := h.start(s, r, batch, whole); !ok {
 		return reason, false
 	}
 	if s.conn != nil {

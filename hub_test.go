@@ -539,11 +539,11 @@ func TestPanickingHookLeavesNothingBehind(t *testing.T) {
 // panickyBroker is the in-memory broker whose Replay and Snapshot panic.
 type panickyBroker struct{ *memoryBroker }
 
-func (panickyBroker) Replay(context.Context, string, string, func(*Message) bool) (bool, string, error) {
+func (panickyBroker) Replay(context.Context, string, string, []Target, func(*Message) bool) (bool, string, error) {
 	panic("broker bug in Replay")
 }
 
-func (panickyBroker) Snapshot(context.Context, string, func(*Message) bool) error {
+func (panickyBroker) Snapshot(context.Context, string, []Target, func(*Message) bool) error {
 	panic("broker bug in Snapshot")
 }
 

@@ -18,7 +18,7 @@ func newRegistry() registry {
 func (r *registry) add(s *stream) {
 	s.index = len(r.all)
 	r.all = append(r.all, s)
-	r.byID[s.clientID] = append(r.byID[s.clientID], s)
+	r.byID[s.info.ClientID] = append(r.byID[s.info.ClientID], s)
 	for t := range s.topics {
 		r.subscribe(s, t)
 	}
@@ -34,7 +34,7 @@ func (r *registry) remove(s *stream) {
 		r.all = nil // let a drained hub give back its memory
 	}
 
-	peers := r.byID[s.clientID]
+	peers := r.byID[s.info.ClientID]
 	for i, p := range peers {
 		if p == s {
 			peers[i] = peers[len(peers)-1]
@@ -44,9 +44,9 @@ func (r *registry) remove(s *stream) {
 		}
 	}
 	if len(peers) == 0 {
-		delete(r.byID, s.clientID)
+		delete(r.byID, s.info.ClientID)
 	} else {
-		r.byID[s.clientID] = peers
+		r.byID[s.info.ClientID] = peers
 	}
 	for t := range s.topics {
 		r.unsubscribe(s, t)

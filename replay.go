@@ -1,7 +1,9 @@
 package sse
 
 import (
+	"context"
 	"net/http"
+	"time"
 )
 
 // StartKind says how a stream began, as seen by Config.OnConnect.
@@ -34,92 +36,128 @@ func (k StartKind) String() string {
 }
 
 // plan decides what a registered stream receives before its live events,
-// which start after pos, the position it was registered at:
+// which start after pos, the position it was registered at with topics:
 //
 //   - with a Last-Event-ID, the events it missed, up to pos (its live queue
 //     holds everything after pos, so there is no gap and no duplicate); or,
 //     when history cannot cover the gap, one ResetEvent;
 //   - without one, or after a reset, the snapshot: the newest event of
-//     every key, up to pos;
+//     every state it may see, up to pos;
 //   - an id-only block setting the client's resume point to pos, so that a
 //     reconnect resumes from here even if no event reached the stream.
 //
-// It runs before OnConnect, so the hook knows how the stream starts.
-func (h *Hub) plan(s *stream, r *http.Request, pos string) (StartKind, []*Message) {
-	topics := h.topicsOf(s)
-	kind, resumed := StartFresh, ""
-	var batch []*Message
+// whole is false when the start could not be collected up to pos (the
+// stream ended meanwhile, the Broker failed): then the batch has no
+// position block, since a resume point must never pass an event the
+// stream is entitled to and did not get, and the stream must end once the
+// batch is written. plan runs before OnConnect, so the hook knows how the
+// stream starts.
+func (h *Hub) plan(s *stream, r *http.Request, pos string, topics map[string]struct{}) (kind StartKind, batch []*Message, whole bool) {
+	ctx := r.Context()
+	to := s.audiences(topics)
+	kind, whole = StartFresh, true
+	resumed := "" // the position the batch leaves the client at
+	why := ""     // the reason of a reset
 	if last := s.info.LastEventID; last != "" {
-		missed, ok, why, err := h.missed(s, r, topics, last, pos)
-		if err != nil && r.Context().Err() == nil {
-			h.log.Warn("sse: replay failed", "client", s.clientID, "last_event_id", cut(last), "err", err)
+		var missed []*Message
+		var ok, complete bool
+		var err error
+		missed, ok, why, complete, err = h.missed(ctx, s, to, topics, last, &pos)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return StartResumed, nil, false // the client left
+		case err != nil:
+			h.log.Warn("sse: replay failed", "client", s.info.ClientID, "last_event_id", cut(last), "err", err)
 			ok, why = false, "unavailable"
+		case !ok && why == "ahead":
+			// This node did not catch up with the client in time: end the
+			// stream before anything moves the client's resume point, and
+			// let it try again.
+			h.log.Warn("sse: the Last-Event-ID is ahead of this hub's deliveries", "client", s.info.ClientID, "last_event_id", cut(last))
+			return StartResumed, nil, false
 		}
 		if ok {
-			kind, resumed = StartResumed, last
 			h.stats.replays.Add(1)
-			batch = missed
-			if len(missed) > 0 {
-				resumed = missed[len(missed)-1].Pos
+			resumed = endsAt(missed)
+			if complete && pos != "" && resumed != pos {
+				missed = append(missed, control(appendIDLine(nil, pos), '\n'))
 			}
-		} else {
-			kind = StartReset
-			h.stats.resets.Add(1)
-			h.log.Info("sse: cannot resume, sending reset", "client", s.clientID, "last_event_id", cut(last), "reason", why)
-			batch = append(batch, control(resetFrame(pos, why)))
+			return StartResumed, missed, complete
+		}
+		kind = StartReset
+		h.stats.resets.Add(1)
+		h.log.Info("sse: cannot resume, sending reset", "client", s.info.ClientID, "last_event_id", cut(last), "reason", why)
+	}
+	snap, err := h.snapshot(ctx, s, to, topics, pos)
+	if err != nil {
+		whole = false
+		if ctx.Err() == nil {
+			h.log.Warn("sse: snapshot failed", "client", s.info.ClientID, "err", err)
 		}
 	}
-	if kind != StartResumed {
-		snap := h.snapshot(s, r, topics, pos)
-		if len(snap) > 0 {
-			h.stats.snapshots.Add(1)
-			batch = append(batch, snap...)
-			resumed = ""
-		} else if kind == StartReset {
-			resumed = pos // the reset frame carries pos
-		}
+	if len(snap) > 0 {
+		h.stats.snapshots.Add(1)
 	}
-	if pos != "" && resumed != pos {
+	if kind == StartReset {
+		// The reset's id moves the client's resume point only when nothing
+		// follows it: a snapshot cut short must leave the client with its
+		// unusable id, so that it is reset (and gets the snapshot) again.
+		id := ""
+		if len(snap) == 0 && whole {
+			id, resumed = pos, pos
+		}
+		batch = append(batch, control(resetFrame(id, why)))
+	}
+	batch = append(batch, snap...)
+	if whole && pos != "" && resumed != pos {
 		batch = append(batch, control(appendIDLine(nil, pos), '\n'))
 	}
-	return kind, batch
+	return kind, batch, whole
+}
+
+// endsAt returns the position the client of a batch of events is left at:
+// the last one's, unless it has an id of the application's, or none.
+func endsAt(batch []*Message) string {
+	if len(batch) == 0 || batch[len(batch)-1].ID != "" {
+		return ""
+	}
+	return batch[len(batch)-1].Pos
 }
 
 // start writes the planned batch. It returns false, with the reason, if the
-// stream ended meanwhile.
-func (h *Hub) start(s *stream, r *http.Request, batch []*Message) (DisconnectReason, bool) {
+// stream ended meanwhile, or if the batch is not whole.
+func (h *Hub) start(s *stream, r *http.Request, batch []*Message, whole bool) (DisconnectReason, bool) {
 	if err := h.writeAll(s, batch); err != nil {
 		return h.startFailed(s, r, err), false
+	}
+	if !whole {
+		return s.close(ReasonUnavailable), false // or why it had ended already
 	}
 	return 0, true
 }
 
-// topicsOf returns a copy of the stream's topics.
-func (h *Hub) topicsOf(s *stream) map[string]struct{} {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	topics := make(map[string]struct{}, len(s.topics))
-	for t := range s.topics {
-		topics[t] = struct{}{}
+// audiences lists the audiences a stream with topics may receive.
+func (s *stream) audiences(topics map[string]struct{}) []Target {
+	to := make([]Target, 0, 2+len(topics))
+	to = append(to, Target{Kind: Everyone}, Target{Kind: Client, Name: s.info.ClientID})
+	for t := range topics {
+		to = append(to, Target{Kind: Topic, Name: t})
 	}
-	return topics
+	return to
 }
 
-// snapshot returns the newest keyed message of every key, up to pos, that s
-// may receive, in position order.
-func (h *Hub) snapshot(s *stream, r *http.Request, topics map[string]struct{}, pos string) []*Message {
+// snapshot returns the newest keyed message of every state, up to pos, that
+// s may receive, in position order.
+func (h *Hub) snapshot(ctx context.Context, s *stream, to []Target, topics map[string]struct{}, pos string) ([]*Message, error) {
 	var out []*Message
-	err := h.broker.Snapshot(r.Context(), pos, func(m *Message) bool {
+	err := h.broker.Snapshot(ctx, pos, to, func(m *Message) bool {
 		if s.entitled(m, topics) {
 			m.buildFrame()
 			out = append(out, m)
 		}
 		return true
 	})
-	if err != nil && r.Context().Err() == nil {
-		h.log.Warn("sse: snapshot failed", "client", s.clientID, "err", err)
-	}
-	return out
+	return out, err
 }
 
 // startFailed says why a stream ended while start was writing.
@@ -128,27 +166,56 @@ func (h *Hub) startFailed(s *stream, r *http.Request, err error) DisconnectReaso
 		return s.close(ReasonClientGone)
 	}
 	reason := s.close(ReasonWriteFailed) // or ReasonSlow, if that came first
-	h.log.Warn("sse: stream ended", "client", s.clientID, "reason", reason, "err", err)
+	h.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
 	return reason
 }
 
+// aheadWait bounds how long a stream waits for its hub's deliveries to
+// reach its Last-Event-ID (see Broker.Replay's "ahead").
+const aheadWait = 5 * time.Second
+
 // missed returns the messages after last, up to pos, that s may receive,
 // conflated: of several events of one state (one Key for one audience)
-// only the newest is kept.
-func (h *Hub) missed(s *stream, r *http.Request, topics map[string]struct{}, last, pos string) ([]*Message, bool, string, error) {
-	var out []*Message
-	keyed := false
-	ok, why, err := h.broker.Replay(r.Context(), last, pos, func(m *Message) bool {
-		if s.entitled(m, topics) {
-			m.buildFrame()
-			out = append(out, m)
-			keyed = keyed || m.Key != ""
+// only the newest is kept. complete says whether they are all of them: a
+// stream that ends while they are collected stops the collection. When
+// last is ahead of pos (a position this hub has not been delivered yet), it
+// waits for the hub's deliveries to move on, registers s afresh at the new
+// position, which it stores in pos, and asks again, until aheadWait ends.
+func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics map[string]struct{}, last string, pos *string) (out []*Message, ok bool, why string, complete bool, err error) {
+	giveUp := time.Now().Add(aheadWait)
+	for {
+		out, complete = out[:0], true
+		keyed := false
+		ok, why, err = h.broker.Replay(ctx, last, *pos, to, func(m *Message) bool {
+			if s.isClosed() {
+				complete = false
+				return false
+			}
+			if s.entitled(m, topics) {
+				m.buildFrame()
+				out = append(out, m)
+				keyed = keyed || m.Key != ""
+			}
+			return true
+		})
+		if err != nil {
+			return out, ok, why, false, err
 		}
-		return !s.isClosed()
-	})
-	if !ok || err != nil || !keyed {
-		return out, ok, why, err
+		if ok {
+			if keyed {
+				out = conflate(out)
+			}
+			return out, true, "", complete, nil
+		}
+		if why != "ahead" || !h.awaitPast(ctx, s, *pos, giveUp) {
+			return nil, false, why, false, nil
+		}
+		*pos = h.rebase(s)
 	}
+}
+
+// conflate keeps, of several messages of one state, only the newest.
+func conflate(out []*Message) []*Message {
 	newest := make(map[keyID]int)
 	for i, m := range out {
 		if m.Key != "" {
@@ -162,7 +229,32 @@ func (h *Hub) missed(s *stream, r *http.Request, topics map[string]struct{}, las
 		}
 	}
 	clear(out[len(kept):])
-	return kept, true, "", nil
+	return kept
+}
+
+// awaitPast waits until the hub has delivered something after pos, and
+// reports whether it did before the deadline, the stream's end or ctx's.
+func (h *Hub) awaitPast(ctx context.Context, s *stream, pos string, deadline time.Time) bool {
+	for *h.lastPos.Load() == pos {
+		if ctx.Err() != nil || s.isClosed() || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// rebase drops what is queued to a stream that has not started writing
+// and returns the hub's position now: the stream then receives live every
+// message after it, as if it had been registered there.
+func (h *Hub) rebase(s *stream) string {
+	h.mu.Lock() // no delivery runs: everything up to the position is queued
+	defer h.mu.Unlock()
+	s.mu.Lock()
+	clear(s.queue)
+	s.queue, s.holes, s.bytes, s.keyed = s.queue[:0], 0, 0, nil
+	s.mu.Unlock()
+	return *h.lastPos.Load()
 }
 
 // writeAll writes batch in chunks of about writeChunk bytes, each flushed,
@@ -193,10 +285,13 @@ func control(frame []byte, more ...byte) *Message {
 	return &Message{frame: append(frame, more...)}
 }
 
-// resetFrame builds the ResetEvent frame: its id moves the client's resume
-// point to pos, its data is the reason.
-func resetFrame(pos, why string) []byte {
-	b := appendIDLine(nil, pos)
+// resetFrame builds the ResetEvent frame: its id, if not empty, moves the
+// client's resume point there; its data is the reason.
+func resetFrame(id, why string) []byte {
+	var b []byte
+	if id != "" {
+		b = appendIDLine(b, id)
+	}
 	b = append(b, "event: "+ResetEvent+"\ndata: "...)
 	b = append(b, why...)
 	return append(b, '\n', '\n')

@@ -408,3 +408,47 @@ func TestReplayUnderConcurrentPublishing(t *testing.T) {
 		}
 	}
 }
+
+// History is bounded by bytes as well as by count: large events push the
+// oldest out, and a resume from before them is a reset, not a gap.
+func TestHistoryBytesBound(t *testing.T) {
+	h, srv := newTestHub(t, Config{History: 1000, HistoryBytes: 64 << 10})
+	c, last := dialAt(t, srv.URL, nil)
+	c.stop()
+	waitStreams(t, h, 0)
+	big := strings.Repeat("b", 8<<10)
+	for range 20 { // 160 KiB in 20 events: far under the count bound
+		h.Broadcast(data(big))
+	}
+	c = dial(t, nil, srv.URL, lastEventID(last))
+	if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "expired" {
+		t.Fatalf("got %s %.20q", ev.Type, ev.Data)
+	}
+	if h.mem.bytes > 64<<10 {
+		t.Fatalf("history holds %d bytes", h.mem.bytes)
+	}
+}
+
+// An application-set ID resumes while its event is in history, and resets
+// once the event has left it.
+func TestUserSetIDLeavesHistory(t *testing.T) {
+	h, srv := newTestHub(t, Config{History: 4})
+	h.Broadcast(Event{ID: "order-1", Data: []byte("1")})
+	h.Broadcast(data("after"))
+	c := dial(t, nil, srv.URL, lastEventID("order-1"))
+	if ev := c.next(); string(ev.Data) != "after" {
+		t.Fatalf("got %q", ev.Data)
+	}
+	c.stop()
+	waitStreams(t, h, 0)
+	for range 4 {
+		h.Broadcast(data("more"))
+	}
+	c = dial(t, nil, srv.URL, lastEventID("order-1"))
+	if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "unknown" {
+		t.Fatalf("got %s %q", ev.Type, ev.Data)
+	}
+	if len(h.mem.ids) != 0 {
+		t.Fatalf("the ID index still holds %v", h.mem.ids)
+	}
+}

@@ -122,7 +122,7 @@ func TestSnapshotStopsAtThePosition(t *testing.T) {
 	publish("a", "a2") // after the position: a's state at it is gone, a2 comes live
 	publish("c", "c1")
 	var got []string
-	b.Snapshot(context.Background(), until, func(m *Message) bool {
+	b.Snapshot(context.Background(), until, []Target{{Kind: Everyone}}, func(m *Message) bool {
 		got = append(got, string(m.Body))
 		return true
 	})
@@ -130,3 +130,52 @@ func TestSnapshotStopsAtThePosition(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// The keys bound applies per audience: a client's many keys push out only
+// its own oldest, never the broadcast's state; and over the byte bound,
+// clients' states go before shared ones.
+func TestSnapshotBoundsKeepSharedState(t *testing.T) {
+	t.Run("per audience", func(t *testing.T) {
+		h, srv := newTestHub(t, Config{ClientID: headerID, Keys: 2})
+		h.Broadcast(Event{Key: "shared", Data: []byte("shared")})
+		for i := range 5 {
+			h.Send("ann", Event{Key: fmt.Sprint("k", i), Data: []byte(fmt.Sprint("ann ", i))})
+		}
+		c, _ := dialAt(t, srv.URL, user("ann"))
+		h.Broadcast(data("end"))
+		if got, want := untilEnd(c), "shared,ann 3,ann 4"; got != want {
+			t.Fatalf("snapshot %q, want %q", got, want)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		payload := strings.Repeat("p", 1000)
+		h, srv := newTestHub(t, Config{ClientID: headerID, KeyBytes: 8 << 10})
+		h.Broadcast(Event{Key: "shared", Data: []byte("shared")})
+		for i := range 50 { // 50 KiB of clients' state
+			h.Send(fmt.Sprint("u", i), Event{Key: "inbox", Data: []byte(fmt.Sprint(i, payload))})
+		}
+		c, _ := dialAt(t, srv.URL, user("u49"))
+		h.Broadcast(data("end"))
+		if got, want := untilEnd(c), "shared,49"+payload; got != want {
+			t.Fatalf("snapshot %.40q…, want %.40q…", got, want)
+		}
+		c, _ = dialAt(t, srv.URL, user("u0"))
+		h.Broadcast(data("end"))
+		if got := untilEnd(c); got != "shared" {
+			t.Fatalf("snapshot %.40q…: the oldest client state should be gone", got)
+		}
+	})
+}
+
+// untilEnd reads events up to one whose data is "end" and returns their data.
+func untilEnd(c *testClient) string {
+	var got []string
+	for {
+		ev := c.next()
+		if string(ev.Data) == "end" {
+			return strings.Join(got, ",")
+		}
+		got = append(got, string(ev.Data))
+	}
+}
+

@@ -114,6 +114,8 @@ func dialAt(t testing.TB, url string, header http.Header) (*testClient, string) 
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	c.br = bufio.NewReader(resp.Body)
+	giveUp := time.AfterFunc(testTimeout, c.close) // a failure, not a hang, if the block never comes
+	defer giveUp.Stop()
 	var block []string
 	for {
 		line, err := c.br.ReadString('\n')

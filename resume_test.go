@@ -1,0 +1,167 @@
+package sse
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// This file guards a stream's resume point: it never moves past an event
+// the stream is entitled to and did not receive.
+
+// cuttingBroker is the in-memory broker whose Replay calls during, once, after
+// the first message it replays.
+type cuttingBroker struct {
+	*memoryBroker
+	once   sync.Once
+	during func()
+}
+
+func (b *cuttingBroker) Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (bool, string, error) {
+	return b.memoryBroker.Replay(ctx, after, until, to, func(m *Message) bool {
+		more := fn(m)
+		b.once.Do(b.during)
+		return more
+	})
+}
+
+// readAll reads a stream until it ends and returns the data of its events
+// and the last event ID its client ends with.
+func readAll(t *testing.T, c *testClient) ([]string, string) {
+	t.Helper()
+	var got []string
+	rest, _ := c.drain()
+	for _, ev := range rest {
+		got = append(got, string(ev.Data))
+	}
+	return got, c.dec.LastEventID()
+}
+
+// A replay cut short, because the stream ended while it was collected
+// (Hub.Disconnect) or because live events overflowed its queue meanwhile,
+// leaves the client's resume point at the last event it received: its
+// reconnect gets the rest, with nothing lost and nothing twice.
+func TestReplayCutShortLosesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		during func(h *Hub) // what ends the stream while its replay is collected
+		live   int          // events it publishes
+	}{
+		{"disconnect", func(h *Hub) { h.Disconnect("ann") }, 0},
+		{"overflow", func(h *Hub) {
+			for i := range 40 {
+				h.Broadcast(data(fmt.Sprintf("live %02d %s", i, strings.Repeat("x", 200))))
+			}
+		}, 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &cuttingBroker{memoryBroker: newMemoryBroker(1024, 16)}
+			var h *Hub
+			b.during = func() { tc.during(h) }
+			h, srv := newTestHub(t, Config{Broker: b, ClientID: headerID, QueueBytes: 4096, Heartbeat: -1})
+			c, last := dialAt(t, srv.URL, user("ann"))
+			c.stop()
+			waitStreams(t, h, 0)
+			var want []string
+			for i := range 20 {
+				want = append(want, fmt.Sprintf("missed %02d", i))
+				h.Broadcast(data(want[i]))
+			}
+			for i := range tc.live {
+				want = append(want, fmt.Sprintf("live %02d %s", i, strings.Repeat("x", 200)))
+			}
+			// The first reconnect is cut short after one replayed event.
+			first := dial(t, nil, srv.URL, withHeader(user("ann"), lastEventID(last)))
+			got, resume := readAll(t, first)
+			if len(got) >= len(want) {
+				t.Fatalf("the replay was not cut short: %d events", len(got))
+			}
+			// The next one gets the rest.
+			second := dial(t, nil, srv.URL, withHeader(user("ann"), lastEventID(resume)))
+			waitStreams(t, h, 1)
+			h.Broadcast(data("end"))
+			for {
+				ev := second.next()
+				if string(ev.Data) == "end" {
+					break
+				}
+				got = append(got, string(ev.Data))
+			}
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("over two streams the client got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// laggingBroker is the in-memory broker delivering to its hub only when
+// told to, as a node of a shared broker that lags behind the others does.
+type laggingBroker struct {
+	*memoryBroker
+	mu      sync.Mutex
+	held    []*Message
+	deliver func(*Message)
+}
+
+func (b *laggingBroker) Subscribe(deliver func(*Message)) (string, error) {
+	b.deliver = deliver
+	return b.memoryBroker.Subscribe(func(m *Message) {
+		b.mu.Lock()
+		b.held = append(b.held, m)
+		b.mu.Unlock()
+	})
+}
+
+// release delivers what the hub was not delivered yet.
+func (b *laggingBroker) release() {
+	b.mu.Lock()
+	held := b.held
+	b.held = nil
+	b.mu.Unlock()
+	for _, m := range held {
+		b.deliver(m)
+	}
+}
+
+// A client whose Last-Event-ID is ahead of this hub's deliveries (it read
+// those events from another node) resumes once the hub catches up, from
+// its own Last-Event-ID: the events it already had do not come twice.
+func TestResumeAheadOfTheHub(t *testing.T) {
+	b := &laggingBroker{memoryBroker: newMemoryBroker(1024, 16)}
+	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1})
+	var positions []string
+	for i := range 3 {
+		m := newMessage(&Event{Data: []byte(fmt.Sprint("event ", i+1))}, Target{Kind: Everyone})
+		if err := b.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, m.Pos)
+	}
+	// The client saw events 1 and 2 elsewhere; this hub has delivered none.
+	// Its stream starts (its headers come) once the hub has caught up.
+	dialed := make(chan *testClient, 1)
+	go func() {
+		c, resp := tryDial(t, nil, srv.URL, lastEventID(positions[1]))
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("status %s", resp.Status)
+		}
+		c.start(positions[1])
+		dialed <- c
+	}()
+	waitStreams(t, h, 1)
+	b.release()
+	c := <-dialed
+	h.Broadcast(data("live"))
+	b.release()
+	for _, want := range []string{"event 3", "live"} {
+		if ev := c.next(); string(ev.Data) != want {
+			t.Fatalf("got %q (id %s), want %q", ev.Data, ev.ID, want)
+		}
+	}
+	if st := h.Stats(); st.Resets != 0 {
+		t.Fatalf("stats %+v: a resume ahead of the hub is no reset", st)
+	}
+}
