@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,21 +192,65 @@ func (h *Hub) deliver(m *Message) {
 }
 
 // Subscribe adds topics to every open stream of clientID and returns how
-// many streams that was. Streams opened later get their topics from
-// Config.Topics only, so an application that subscribes at run time should
-// make Config.Topics return the same topics for that client's next request.
+// many streams that was. Each stream first receives the current state of
+// each topic it did not have: the newest event of every Key published to
+// the topic (see Event.Key and Config.Keys), in publish order, then the
+// topic's live events, so nothing comes twice and nothing older comes after
+// something newer. These state events carry no id but the last, whose id
+// is the hub's position, so a reconnect resumes after them. Streams opened
+// later get their topics from Config.Topics only, so an application that
+// subscribes at run time should make Config.Topics return the same topics
+// for that client's next request.
+//
+// Deliveries wait while Subscribe reads the topics' state from the Broker.
 func (h *Hub) Subscribe(clientID string, topics ...string) int {
-	h.mu.Lock()
+	h.mu.Lock() // no delivery runs: every message up to the position is queued
 	defer h.mu.Unlock()
 	streams := h.reg.byID[clientID]
+	pos := *h.lastPos.Load()
 	for _, s := range streams {
+		var added []Target
 		for _, t := range topics {
-			if t != "" {
-				h.reg.subscribe(s, t)
+			if _, ok := s.topics[t]; ok || t == "" {
+				continue
 			}
+			h.reg.subscribe(s, t)
+			added = append(added, Target{Kind: Topic, Name: t})
+		}
+		if len(added) > 0 {
+			h.catchUp(s, added, pos)
 		}
 	}
 	return len(streams)
+}
+
+// catchUp queues to s the state of the topics it has just subscribed to, as
+// of pos, the position the subscription took effect at. Callers hold h.mu.
+func (h *Hub) catchUp(s *stream, added []Target, pos string) {
+	var state []*Message
+	err := h.broker.Snapshot(h.pubCtx, pos, added, func(m *Message) bool {
+		if m.To.Kind == Topic && slices.Contains(added, m.To) {
+			m.buildFrame()
+			state = append(state, m)
+		}
+		return true
+	})
+	if err != nil && h.pubCtx.Err() == nil {
+		h.log.Warn("sse: the state of subscribed topics could not be read", "client", s.info.ClientID, "err", err)
+	}
+	for i, m := range state {
+		// The messages' own ids are older than what the stream was sent:
+		// written without an id, they leave its resume point alone, and
+		// the last one moves it to pos.
+		c := *m
+		c.frame = m.Body
+		if i == len(state)-1 && pos != "" {
+			c.frame = append(appendIDLine(make([]byte, 0, len("id: \n")+len(pos)+len(m.Body)), pos), m.Body...)
+		}
+		if !s.enqueue(&c) {
+			return
+		}
+	}
 }
 
 // Unsubscribe removes topics from every open stream of clientID and returns

@@ -3,6 +3,7 @@ package sse
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -179,3 +180,91 @@ func untilEnd(c *testClient) string {
 	}
 }
 
+// Subscribing at run time brings the topic's current state at once, the
+// newest event of each key in publish order, then live events; a reconnect
+// from there gets nothing twice.
+func TestSubscribeDeliversTheTopicsState(t *testing.T) {
+	h, srv := newTestHub(t, Config{ClientID: headerID, Topics: queryTopics, Heartbeat: -1})
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 1")})
+	h.Publish("line", Event{Key: "temp", Data: []byte("temp 1")})
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 2")})
+	h.Publish("line", Event{Data: []byte("a log line, not state")})
+	h.Publish("other", Event{Key: "speed", Data: []byte("other topic")})
+	h.Send("ann", Event{Key: "speed", Data: []byte("ann's own")}) // another audience's "speed"
+	c, _ := dialAt(t, srv.URL, user("ann"))
+	if ev := c.next(); string(ev.Data) != "ann's own" { // the fresh stream's snapshot
+		t.Fatalf("got %q", ev.Data)
+	}
+	if n := h.Subscribe("ann", "line"); n != 1 {
+		t.Fatalf("Subscribe = %d", n)
+	}
+	if n := h.Subscribe("ann", "line"); n != 1 { // already subscribed: nothing again
+		t.Fatalf("Subscribe = %d", n)
+	}
+	got := []Event{c.next(), c.next()}
+	h.Publish("line", Event{Key: "temp", Data: []byte("temp 2")})
+	got = append(got, c.next())
+	if d := fmt.Sprintf("%s,%s,%s", got[0].Data, got[1].Data, got[2].Data); d != "temp 1,speed 2,temp 2" {
+		t.Fatalf("got %s", d)
+	}
+	// The state's id moves the client past everything before the
+	// subscription, not back to where the state was published.
+	if got[0].ID != got[1].ID || got[2].ID == got[1].ID {
+		t.Fatalf("ids %q, %q, %q", got[0].ID, got[1].ID, got[2].ID)
+	}
+	last := c.stop()
+	waitStreams(t, h, 0)
+	c = dial(t, nil, srv.URL+"?topic=line", withHeader(user("ann"), lastEventID(last)))
+	h.Publish("line", data("after"))
+	if ev := c.next(); string(ev.Data) != "after" {
+		t.Fatalf("the reconnect got %q first", ev.Data)
+	}
+}
+
+// While values are published, a stream that subscribes sees each key's
+// values in order, none twice, starting from the value current when it
+// subscribed.
+func TestSubscribeWhilePublishing(t *testing.T) {
+	h, srv := newTestHub(t, Config{ClientID: headerID, Heartbeat: -1, QueueBytes: 1 << 20})
+	const keys, rounds = 8, 400
+	stop := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for r := range rounds {
+			for k := range keys {
+				h.Publish("line", Event{Key: fmt.Sprint("k", k), Data: []byte(fmt.Sprintf("k%d %05d", k, r))})
+			}
+			if r == rounds/2 {
+				<-stop // the subscription happens mid-way
+			}
+		}
+	}()
+	c, _ := dialAt(t, srv.URL, user("ann"))
+	for h.Stats().Published < keys*rounds/4 {
+		runtime.Gosched()
+	}
+	h.Subscribe("ann", "line")
+	close(stop)
+	<-published
+	h.Broadcast(data("end"))
+	last := map[string]int{}
+	for {
+		ev := c.next()
+		if string(ev.Data) == "end" {
+			break
+		}
+		var k string
+		var r int
+		fmt.Sscanf(string(ev.Data), "%s %d", &k, &r)
+		if prev, ok := last[k]; ok && r <= prev {
+			t.Fatalf("%s: value %d after %d", k, r, prev)
+		}
+		last[k] = r
+	}
+	for k := range keys {
+		if last[fmt.Sprint("k", k)] != rounds-1 {
+			t.Fatalf("key k%d ended at %d, want %d", k, last[fmt.Sprint("k", k)], rounds-1)
+		}
+	}
+}
