@@ -143,8 +143,8 @@ type Config struct {
 	// Values a client sent (a Last-Event-ID) are logged cut short. Nil
 	// means no logging but for the warnings about conditions that break
 	// streams (a ResponseWriter that cannot flush or take a write deadline,
-	// a Shutdown that gives up on them): those go to slog.Default(), once
-	// per hub and kind.
+	// a Shutdown that gives up on them, a compressed stream): those go to
+	// slog.Default(), once per hub and kind.
 	Logger *slog.Logger
 }
 

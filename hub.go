@@ -297,19 +297,36 @@ func (h *Hub) Stats() Stats {
 	st.Heartbeats = h.stats.heartbeats.Load()
 	st.NoWriteDeadline = h.stats.noDeadline.Load()
 	st.Unflushable = h.stats.unflushable.Load()
+	st.Compressed = h.stats.compressed.Load()
 	return st
 }
 
-// ServeHTTP serves one event stream. It answers 405 to anything but GET, the
-// ClientID and Topics functions' errors with their status, and requests over
-// a limit or to a closing hub with 200 and a retry hint. Otherwise it
-// registers the stream, replays what a Last-Event-ID missed, and writes
-// events until the client leaves or the hub ends the stream. With
-// Config.Hijack, an HTTP/1.x stream's writing goes on after ServeHTTP has
-// returned, on the hub's own goroutines.
+// allowed is what ServeHTTP's Allow header lists.
+const allowed = "GET, HEAD, OPTIONS"
+
+// ServeHTTP serves one event stream. It answers the ClientID and Topics
+// functions' errors with their status, and requests over a limit or to a
+// closing hub with 200 and a retry hint. Otherwise it registers the
+// stream, replays what a Last-Event-ID missed, and writes events until the
+// client leaves or the hub ends the stream. With Config.Hijack, an HTTP/1.x
+// stream's writing goes on after ServeHTTP has returned, on the hub's own
+// goroutines.
+//
+// HEAD is answered as GET would be, without a body and without opening a
+// stream (RFC 9110); OPTIONS with 204 and an Allow header, for CORS
+// middleware that passes preflight requests on; other methods with 405. A
+// Content-Encoding that middleware put on a stream is reported (a warning
+// logged once per hub, Stats.Compressed): a compressor that buffers holds
+// events back.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		w.Header().Set("Allow", allowed)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", allowed)
 		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
 		return
 	}
@@ -333,6 +350,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.reject(w, r, "topics", err, http.StatusBadRequest)
 			return
 		}
+	}
+	if r.Method == http.MethodHead {
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
@@ -437,9 +459,7 @@ func (h *Hub) unregister(s *stream) {
 // deadline.
 func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 	hdr := s.w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(hdr)
 	if streaming && h.cfg.Hijack && s.info.Request.ProtoMajor == 1 {
 		if ok, err := h.hijack(s, retry); ok || err != nil {
 			return err
@@ -481,6 +501,14 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 				"wrap it in middleware with an Unwrap method", "type", fmt.Sprintf("%T", s.w))
 		}
 		return err
+	}
+	if ce := hdr.Get("Content-Encoding"); ce != "" && streaming {
+		// Set by middleware, before the hub's headers or when they were
+		// written: a compressor that buffers holds events back.
+		h.stats.compressed.Add(1)
+		h.warn(warnEncoding, "sse: middleware gave the event stream a Content-Encoding; unless its Flush "+
+			"flushes the compressor, events wait in its buffer: leave text/event-stream uncompressed",
+			"content_encoding", ce, "type", fmt.Sprintf("%T", s.w))
 	}
 	s.connMu.Lock()
 	s.opened = true
@@ -526,6 +554,13 @@ func (h *Hub) reject(w http.ResponseWriter, r *http.Request, what string, err er
 	code := statusOf(err, fallback)
 	h.log.Info("sse: request rejected", "step", what, "status", code, "err", err, "remote", r.RemoteAddr)
 	http.Error(w, http.StatusText(code), code)
+}
+
+// setStreamHeaders sets the response headers of an event stream.
+func setStreamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
 }
 
 // retryFrame appends a block holding only a retry field.

@@ -29,22 +29,83 @@ func queryTopics(r *http.Request) ([]string, error) { return r.URL.Query()["topi
 
 func user(name string) http.Header { return http.Header{"X-User": {name}} }
 
-func TestOnlyGET(t *testing.T) {
-	h, srv := newTestHub(t, Config{})
-	for _, method := range []string{http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete} {
-		req, _ := http.NewRequest(method, srv.URL, nil)
-		resp, err := http.DefaultClient.Do(req)
+// Streams are read with GET. HEAD is answered as GET would be, without a
+// body and without a stream (RFC 9110); OPTIONS with 204 and Allow, for
+// CORS middleware that passes preflights on; anything else with 405.
+func TestMethods(t *testing.T) {
+	h, srv := newTestHub(t, Config{ClientID: headerID})
+	do := func(method string, header http.Header) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(mustMethodRequest(t, method, srv.URL, header))
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" {
+		return resp, string(body)
+	}
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, "BREW"} {
+		if resp, _ := do(method, user("ann")); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
 			t.Fatalf("%s: %s, Allow %q", method, resp.Status, resp.Header.Get("Allow"))
 		}
 	}
-	if st := h.Stats(); st.Streams != 0 {
-		t.Fatalf("a refused method registered a stream: %+v", st)
+	if resp, body := do(http.MethodOptions, nil); resp.StatusCode != http.StatusNoContent || resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" || body != "" {
+		t.Fatalf("OPTIONS: %s, Allow %q, body %q", resp.Status, resp.Header.Get("Allow"), body)
 	}
+	resp, body := do(http.MethodHead, user("ann"))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		resp.Header.Get("Cache-Control") != "no-cache" || body != "" {
+		t.Fatalf("HEAD: %s %q %q, body %q", resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), body)
+	}
+	if resp, _ := do(http.MethodHead, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("HEAD without a client ID: %s, want what GET gets", resp.Status)
+	}
+	if st := h.Stats(); st.Streams != 0 || st.Published != 0 {
+		t.Fatalf("a method other than GET opened a stream: %+v", st)
+	}
+}
+
+// mustMethodRequest builds a request with method and header.
+func mustMethodRequest(t testing.TB, method, u string, header http.Header) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return req
+}
+
+// A stream that middleware compresses is reported, even without a Logger:
+// a compressor that buffers holds its events back. (A stream taken over
+// with Config.Hijack is never compressed: TestHijackWritesTheResponseItself.)
+func TestCompressedStreamIsReported(t *testing.T) {
+	var logged syncBuffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	h, err := NewHub(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip") // what a gzip middleware announces
+		h.ServeHTTP(&unwrapper{w}, r)
+	}))
+	defer srv.Close()
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := dial(t, &http.Client{Transport: tr}, srv.URL, nil)
+	waitStreams(t, h, 1)
+	if st := h.Stats(); st.Compressed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if !strings.Contains(logged.String(), "Content-Encoding") || !strings.Contains(logged.String(), "level=WARN") {
+		t.Fatalf("default log %q", logged.String())
+	}
+	c.close()
 }
 
 func TestClientIDErrors(t *testing.T) {

@@ -24,10 +24,11 @@ type Stats struct {
 	// kind is also logged as a warning, even without Config.Logger.
 	NoWriteDeadline uint64 // streams whose writes cannot be cut short (see ErrStuckStreams)
 	Unflushable     uint64 // requests whose ResponseWriter cannot flush, which cannot stream
+	Compressed      uint64 // streams that middleware gave a Content-Encoding (see Hub.ServeHTTP)
 }
 
 // counters are the hub's running totals.
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
-	noDeadline, unflushable                                                           atomic.Uint64
+	noDeadline, unflushable, compressed                                               atomic.Uint64
 }

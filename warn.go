@@ -12,6 +12,7 @@ const (
 	warnNoDeadline                  // a ResponseWriter that takes no write deadline
 	warnStuck                       // Shutdown gave up on such streams
 	warnPublishHangs                // Shutdown gave up waiting for Broker.Publish
+	warnEncoding                    // middleware compresses a stream
 	warnKinds
 )
 
