@@ -26,8 +26,12 @@
 //     reconnects and replays what it missed. Other streams are never slowed.
 //     Events with a [Event.Key] are conflated instead: only the newest queued
 //     event per key is kept.
+//   - Resume points: a stream is told a position only once everything
+//     before it that the stream is entitled to has been written, so a
+//     stream cut short resumes where it really stopped.
 //   - Shutdown: [Hub.Shutdown] ends every stream and returns once every
-//     goroutine the hub started or runs on has finished.
+//     goroutine the hub started or runs on has finished, or its context
+//     ends. The hooks may call it.
 //
 // # Several nodes
 //
@@ -46,8 +50,9 @@ import (
 // cannot be resumed: the id is unknown, older than the history, or from
 // another hub epoch (an earlier run of the process). Its data is the reason,
 // one of "unknown", "expired" or "epoch" (or "unavailable" when the Broker
-// failed to replay), and its id is the hub's current position, so the next
-// reconnect resumes from there. A page should treat it
+// failed to replay). The snapshot of keyed state follows it, then the hub's
+// position, so the next reconnect resumes from there (the reset carries the
+// position as its own id when no snapshot follows). A page should treat it
 // as "reload your state", for example by fetching a snapshot:
 //
 //	es.addEventListener("sse-reset", () => reloadEverything());
