@@ -1,12 +1,15 @@
 package sse
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // This file guards a stream's resume point: it never moves past an event
@@ -163,5 +166,105 @@ func TestResumeAheadOfTheHub(t *testing.T) {
 	}
 	if st := h.Stats(); st.Resets != 0 {
 		t.Fatalf("stats %+v: a resume ahead of the hub is no reset", st)
+	}
+}
+
+// A client that stops reading in the middle of its replay is ended (here as
+// slow, once live events overflow its queue), and resumes from the last
+// event it read in whole: over its two streams it gets every event once, in
+// order.
+func TestClientStopsReadingMidReplay(t *testing.T) {
+	ended := make(chan DisconnectReason, 4)
+	h, err := NewHub(testConfig(Config{
+		ClientID: headerID, History: 10_000, QueueBytes: 64 << 10, WriteTimeout: time.Hour, Heartbeat: -1,
+		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { ended <- r },
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := smallBufferServer(t, h)
+	c, last := dialAt(t, srv.URL, user("ann"))
+	c.stop()
+	<-ended
+	var want []string
+	publish := func(prefix string, n int) {
+		for i := range n {
+			d := fmt.Sprintf("%s %04d %s", prefix, i, strings.Repeat("x", 1000))
+			want = append(want, d)
+			if _, err := h.Broadcast(data(d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish("missed", 2000) // 2 MB: far more than the socket buffers hold
+
+	// The client reads a little of its replay, then nothing.
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: test\r\nX-User: ann\r\nLast-Event-ID: %s\r\n\r\n", last)
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	dec := NewDecoder(br)
+	dec.SetLastEventID(last)
+	var got []string
+	for range 5 {
+		ev, err := dec.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(ev.Data))
+	}
+	waitStreams(t, h, 1)
+	for h.Stats().SlowDisconnects == 0 {
+		publish("live", 10)
+	}
+	if r := <-ended; r != ReasonSlow {
+		t.Fatalf("the stream ended %v, want slow", r)
+	}
+	// Now it reads what reached it, up to the end of the stream.
+	_ = conn.SetReadDeadline(time.Now().Add(testTimeout))
+	for {
+		ev, err := dec.Decode()
+		if err != nil {
+			break // the end: EOF, or a reset after the hub closed
+		}
+		got = append(got, string(ev.Data))
+	}
+	// It reconnects from the last event it read whole.
+	second := dial(t, nil, srv.URL, withHeader(user("ann"), lastEventID(dec.LastEventID())))
+	waitStreams(t, h, 1)
+	h.Broadcast(data("end"))
+	for {
+		ev := second.next()
+		if ev.Type == ResetEvent {
+			t.Fatalf("the reconnect was reset (%s)", ev.Data)
+		}
+		if string(ev.Data) == "end" {
+			break
+		}
+		got = append(got, string(ev.Data))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events over two streams, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("event %d: got %.12q, want %.12q", i, got[i], want[i])
+		}
 	}
 }
