@@ -348,16 +348,10 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// mustRequest builds a GET request with header.
 func mustRequest(t testing.TB, u string, header http.Header) *http.Request {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	return req
+	return mustMethodRequest(t, http.MethodGet, u, header)
 }
 
 // Each hook runs exactly once per stream, with the reason it ended.
