@@ -64,6 +64,17 @@ type Broker interface {
 	Close() error
 }
 
+// PositionComparer is implemented by a Broker whose positions are ordered.
+// A Hub uses it to tell whether a client that resumes has got what came at
+// a position (see Hub.Subscribe).
+type PositionComparer interface {
+	// ComparePositions returns -1, 0 or +1 as a comes before, at or after
+	// b, or false when it cannot order them (another epoch, an id it does
+	// not know). a is what a client sent as Last-Event-ID; b is a position
+	// the broker delivered. It may be called concurrently with everything.
+	ComparePositions(a, b string) (int, bool)
+}
+
 // Message is an event as a Broker carries it: encoded once, with the
 // audience it is for.
 type Message struct {

@@ -207,6 +207,22 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, _ []Targ
 	return true, "", nil
 }
 
+// ComparePositions orders two positions of this broker's epoch; a may also
+// be an application-set ID still in history.
+func (b *memoryBroker) ComparePositions(a, c string) (int, bool) {
+	x, ok := b.parse(a)
+	if !ok {
+		b.mu.Lock()
+		x, ok = b.ids[a]
+		b.mu.Unlock()
+	}
+	y, ok2 := b.parse(c)
+	if !ok || !ok2 {
+		return 0, false
+	}
+	return cmp.Compare(x, y), true
+}
+
 // parse reads a position of this broker's epoch.
 func (b *memoryBroker) parse(pos string) (uint64, bool) {
 	rest, ok := strings.CutPrefix(pos, b.epoch)

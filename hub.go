@@ -10,7 +10,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +52,8 @@ type Hub struct {
 
 	hookMu sync.Mutex
 	hooks  map[uint64]int // goroutines running a hook, by goroutineID
+
+	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
@@ -73,6 +74,7 @@ func NewHub(cfg Config) (*Hub, error) {
 		track:    newTracker(),
 		pubsDone: make(chan struct{}),
 		hooks:    make(map[uint64]int),
+		subs:     newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
 	if cfg.Broker != nil {
@@ -191,82 +193,6 @@ func (h *Hub) deliver(m *Message) {
 	h.stats.queued.Add(uint64(n))
 }
 
-// Subscribe adds topics to every open stream of clientID and returns how
-// many streams that was. Each stream first receives the current state of
-// each topic it did not have: the newest event of every Key published to
-// the topic (see Event.Key and Config.Keys), in publish order, then the
-// topic's live events, so nothing comes twice and nothing older comes after
-// something newer. These state events carry no id but the last, whose id
-// is the hub's position, so a reconnect resumes after them. Streams opened
-// later get their topics from Config.Topics only, so an application that
-// subscribes at run time should make Config.Topics return the same topics
-// for that client's next request.
-//
-// Deliveries wait while Subscribe reads the topics' state from the Broker.
-func (h *Hub) Subscribe(clientID string, topics ...string) int {
-	h.mu.Lock() // no delivery runs: every message up to the position is queued
-	defer h.mu.Unlock()
-	streams := h.reg.byID[clientID]
-	pos := *h.lastPos.Load()
-	for _, s := range streams {
-		var added []Target
-		for _, t := range topics {
-			if _, ok := s.topics[t]; ok || t == "" {
-				continue
-			}
-			h.reg.subscribe(s, t)
-			added = append(added, Target{Kind: Topic, Name: t})
-		}
-		if len(added) > 0 {
-			h.catchUp(s, added, pos)
-		}
-	}
-	return len(streams)
-}
-
-// catchUp queues to s the state of the topics it has just subscribed to, as
-// of pos, the position the subscription took effect at. Callers hold h.mu.
-func (h *Hub) catchUp(s *stream, added []Target, pos string) {
-	var state []*Message
-	err := h.broker.Snapshot(h.pubCtx, pos, added, func(m *Message) bool {
-		if m.To.Kind == Topic && slices.Contains(added, m.To) {
-			m.buildFrame()
-			state = append(state, m)
-		}
-		return true
-	})
-	if err != nil && h.pubCtx.Err() == nil {
-		h.log.Warn("sse: the state of subscribed topics could not be read", "client", s.info.ClientID, "err", err)
-	}
-	for i, m := range state {
-		// The messages' own ids are older than what the stream was sent:
-		// written without an id, they leave its resume point alone, and
-		// the last one moves it to pos.
-		c := *m
-		c.frame = m.Body
-		if i == len(state)-1 && pos != "" {
-			c.frame = append(appendIDLine(make([]byte, 0, len("id: \n")+len(pos)+len(m.Body)), pos), m.Body...)
-		}
-		if !s.enqueue(&c) {
-			return
-		}
-	}
-}
-
-// Unsubscribe removes topics from every open stream of clientID and returns
-// how many streams that was.
-func (h *Hub) Unsubscribe(clientID string, topics ...string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	streams := h.reg.byID[clientID]
-	for _, s := range streams {
-		for _, t := range topics {
-			h.reg.unsubscribe(s, t)
-		}
-	}
-	return len(streams)
-}
-
 // Disconnect ends every open stream of clientID, after each has written what
 // was already queued to it, and returns how many streams that was. Browsers
 // reconnect unless the application answers their next request with an
@@ -358,7 +284,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
-	pos, registered, refusal := h.register(s)
+	reg, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
 		return
@@ -371,7 +297,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	var batch []*Message
 	var whole bool
-	info.Start, batch, whole = h.plan(s, r, pos, registered)
+	info.Start, batch, whole = h.plan(s, r, reg)
 	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", cut(info.LastEventID))
 	s.connected = true // from here OnDisconnect pairs with OnConnect, even if it panics
 	if h.cfg.OnConnect != nil {
@@ -412,22 +338,26 @@ func cut(v string) string {
 	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:most], ""), len(v))
 }
 
+// registration is what a stream's start covers, as of its registration.
+type registration struct {
+	pos        string              // the position of the last message delivered before: s receives every later one live
+	topics     map[string]struct{} // a copy of its topics (topics added later get their state from Subscribe)
+	subscribed map[string]string   // of those, the ones its client subscribed to at run time, and where
+	forgot     string              // where the newest run-time subscription the hub forgot took effect
+}
+
 // register adds s to the registry unless the hub is closed or a limit is
-// reached, in which case it says why. pos is the position of the last
-// message delivered before s was registered: s receives every later one
-// live, and replays catch up to pos. topics is a copy of the stream's
-// topics then: what its start covers (topics added later get their state
-// from Subscribe).
-func (h *Hub) register(s *stream) (pos string, topics map[string]struct{}, refusal string) {
+// reached, in which case it says why.
+func (h *Hub) register(s *stream) (reg registration, refusal string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.closed:
-		return "", nil, "hub closing"
+		return reg, "hub closing"
 	case h.cfg.MaxStreams > 0 && len(h.reg.all) >= h.cfg.MaxStreams:
-		return "", nil, "MaxStreams reached"
+		return reg, "MaxStreams reached"
 	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.info.ClientID]) >= h.cfg.MaxStreamsPerClient:
-		return "", nil, "MaxStreamsPerClient reached"
+		return reg, "MaxStreamsPerClient reached"
 	}
 	h.reg.add(s)
 	h.track.add(1)
@@ -436,11 +366,13 @@ func (h *Hub) register(s *stream) (pos string, topics map[string]struct{}, refus
 		h.track.add(1)
 		go h.beat()
 	}
-	topics = make(map[string]struct{}, len(s.topics))
+	reg.topics = make(map[string]struct{}, len(s.topics))
 	for t := range s.topics {
-		topics[t] = struct{}{}
+		reg.topics[t] = struct{}{}
 	}
-	return *h.lastPos.Load(), topics, ""
+	reg.subscribed, reg.forgot = h.subs.since(s.info.ClientID, reg.topics)
+	reg.pos = *h.lastPos.Load()
+	return reg, ""
 }
 
 func (h *Hub) unregister(s *stream) {

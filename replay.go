@@ -52,8 +52,13 @@ func (k StartKind) String() string {
 // stream is entitled to and did not get, and the stream must end once the
 // batch is written. plan runs before OnConnect, so the hook knows how the
 // stream starts.
-func (h *Hub) plan(s *stream, r *http.Request, pos string, topics map[string]struct{}) (kind StartKind, batch []*Message, whole bool) {
+//
+// A resume from before a run-time subscription of one of its topics (see
+// Hub.Subscribe) starts with that topic's state, which history does not
+// hold, instead of the topic's keyed events.
+func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind, batch []*Message, whole bool) {
 	ctx := r.Context()
+	pos, topics := reg.pos, reg.topics
 	to := s.audiences(topics)
 	kind, whole = StartFresh, true
 	resumed := "" // the position the batch leaves the client at
@@ -62,7 +67,8 @@ func (h *Hub) plan(s *stream, r *http.Request, pos string, topics map[string]str
 		var missed []*Message
 		var ok, complete bool
 		var err error
-		missed, ok, why, complete, err = h.missed(ctx, s, to, topics, last, &pos)
+		stale := h.stale(last, reg)
+		missed, ok, why, complete, err = h.missed(ctx, s, to, topics, stale, last, &pos)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return StartResumed, nil, false // the client left
@@ -78,6 +84,16 @@ func (h *Hub) plan(s *stream, r *http.Request, pos string, topics map[string]str
 		}
 		if ok {
 			h.stats.replays.Add(1)
+			if len(stale) > 0 {
+				state, err := h.topicState(ctx, targets(stale), pos)
+				if err != nil {
+					complete = false
+					if ctx.Err() == nil {
+						h.log.Warn("sse: the state of subscribed topics could not be read", "client", s.info.ClientID, "err", err)
+					}
+				}
+				missed = append(idless(state), missed...)
+			}
 			resumed = endsAt(missed)
 			if complete && pos != "" && resumed != pos {
 				missed = append(missed, control(appendIDLine(nil, pos), '\n'))
@@ -174,14 +190,56 @@ func (h *Hub) startFailed(s *stream, r *http.Request, err error) DisconnectReaso
 // reach its Last-Event-ID (see Broker.Replay's "ahead").
 const aheadWait = 5 * time.Second
 
+// stale returns the topics of a stream resuming from last whose run-time
+// subscription its client may not have got the state of: those subscribed
+// at a position last is not past (all of them, when last is not past the
+// newest subscription the hub forgot). Without a PositionComparer, every
+// one remembered.
+func (h *Hub) stale(last string, reg registration) map[string]struct{} {
+	if len(reg.subscribed) == 0 && reg.forgot == "" {
+		return nil
+	}
+	order, _ := h.broker.(PositionComparer)
+	past := func(p string) bool {
+		if order == nil {
+			return false
+		}
+		c, ok := order.ComparePositions(last, p)
+		return ok && c > 0
+	}
+	out := make(map[string]struct{})
+	if reg.forgot != "" && !past(reg.forgot) {
+		for t := range reg.topics {
+			out[t] = struct{}{}
+		}
+		return out
+	}
+	for t, p := range reg.subscribed {
+		if !past(p) {
+			out[t] = struct{}{}
+		}
+	}
+	return out
+}
+
+// targets returns topics as targets.
+func targets(topics map[string]struct{}) []Target {
+	out := make([]Target, 0, len(topics))
+	for t := range topics {
+		out = append(out, Target{Kind: Topic, Name: t})
+	}
+	return out
+}
+
 // missed returns the messages after last, up to pos, that s may receive,
-// conflated: of several events of one state (one Key for one audience)
-// only the newest is kept. complete says whether they are all of them: a
+// but for the keyed ones of the topics in stale (whose state the stream
+// gets instead), conflated: of several events of one state (one Key for
+// one audience) only the newest is kept. complete says whether they are all of them: a
 // stream that ends while they are collected stops the collection. When
 // last is ahead of pos (a position this hub has not been delivered yet), it
 // waits for the hub's deliveries to move on, registers s afresh at the new
 // position, which it stores in pos, and asks again, until aheadWait ends.
-func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics map[string]struct{}, last string, pos *string) (out []*Message, ok bool, why string, complete bool, err error) {
+func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics, stale map[string]struct{}, last string, pos *string) (out []*Message, ok bool, why string, complete bool, err error) {
 	giveUp := time.Now().Add(aheadWait)
 	for {
 		out, complete = out[:0], true
@@ -190,6 +248,9 @@ func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics map[str
 			if s.isClosed() {
 				complete = false
 				return false
+			}
+			if _, skip := stale[m.To.Name]; skip && m.To.Kind == Topic && m.Key != "" {
+				return true
 			}
 			if s.entitled(m, topics) {
 				m.buildFrame()

@@ -1,0 +1,178 @@
+package sse
+
+import (
+	"container/list"
+	"context"
+	"slices"
+)
+
+// Subscribe adds topics to every open stream of clientID and returns how
+// many streams that was. Each stream first receives the current state of
+// each topic it did not have: the newest event of every Key published to
+// the topic (see Event.Key and Config.Keys), in publish order, then the
+// topic's live events, so nothing comes twice and nothing older comes after
+// something newer. Deliveries wait while Subscribe reads that state from
+// the Broker.
+//
+// That state is not in history, so its events carry no id: they leave the
+// client's resume point where it was, and the next event the stream gets
+// moves it past them. The hub remembers the subscription: a client whose
+// Last-Event-ID is not past it when it resumes (its stream dropped before
+// it read the state, or before anything came after it) gets the topic's
+// state again, never a replay that could not hold it. So a resume may
+// repeat a subscription's state, but never lose it. The hub remembers up to
+// 65,536 subscriptions; resumes from before the newest one it had to forget
+// get the state of all their topics. Telling "before" from "past" needs a
+// Broker that orders its positions (PositionComparer), as the in-memory one
+// does; with another, every resume of the client repeats that state while
+// the hub remembers the subscription.
+//
+// Streams opened later get their topics from Config.Topics only, so an
+// application that subscribes at run time should make Config.Topics return
+// the same topics for that client's next request.
+func (h *Hub) Subscribe(clientID string, topics ...string) int {
+	h.mu.Lock() // no delivery runs: every message up to the position is queued
+	defer h.mu.Unlock()
+	streams := h.reg.byID[clientID]
+	pos := *h.lastPos.Load()
+	for _, s := range streams {
+		var added []Target
+		for _, t := range topics {
+			if _, ok := s.topics[t]; ok || t == "" {
+				continue
+			}
+			h.reg.subscribe(s, t)
+			added = append(added, Target{Kind: Topic, Name: t})
+			h.subs.note(clientID, t, pos)
+		}
+		if len(added) > 0 {
+			h.catchUp(s, added, pos)
+		}
+	}
+	return len(streams)
+}
+
+// Unsubscribe removes topics from every open stream of clientID and returns
+// how many streams that was.
+func (h *Hub) Unsubscribe(clientID string, topics ...string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range topics {
+		h.subs.forget(clientID, t)
+	}
+	streams := h.reg.byID[clientID]
+	for _, s := range streams {
+		for _, t := range topics {
+			h.reg.unsubscribe(s, t)
+		}
+	}
+	return len(streams)
+}
+
+// catchUp queues to s the state of the topics it has just subscribed to, as
+// of pos, the position the subscription took effect at. Callers hold h.mu.
+func (h *Hub) catchUp(s *stream, added []Target, pos string) {
+	state, err := h.topicState(h.pubCtx, added, pos)
+	if err != nil && h.pubCtx.Err() == nil {
+		h.log.Warn("sse: the state of subscribed topics could not be read", "client", s.info.ClientID, "err", err)
+	}
+	for _, m := range idless(state) {
+		if !s.enqueue(m) {
+			return
+		}
+	}
+}
+
+// topicState returns the newest keyed message of every state of the topics
+// in to, up to pos, in position order.
+func (h *Hub) topicState(ctx context.Context, to []Target, pos string) ([]*Message, error) {
+	var state []*Message
+	err := h.broker.Snapshot(ctx, pos, to, func(m *Message) bool {
+		if m.To.Kind == Topic && slices.Contains(to, m.To) {
+			m.buildFrame()
+			state = append(state, m)
+		}
+		return true
+	})
+	return state, err
+}
+
+// idless returns copies of state written without their ids: those are
+// older than what the stream was sent, and would move its resume point
+// back.
+func idless(state []*Message) []*Message {
+	out := make([]*Message, len(state))
+	for i, m := range state {
+		c := *m
+		c.Pos, c.ID, c.frame = "", "", m.Body
+		out[i] = &c
+	}
+	return out
+}
+
+// maxSubscriptions bounds the run-time subscriptions a hub remembers.
+const maxSubscriptions = 1 << 16
+
+// subscriptions remembers where run-time subscriptions took effect, by
+// client ID and topic, so that a resume from before one gets the topic's
+// state (see Hub.Subscribe). It holds at most max of them, forgetting the
+// oldest first; forgot is the position of the newest it forgot that way.
+// The hub guards it with its mutex.
+type subscriptions struct {
+	byClient map[string]map[string]*list.Element // of *subscription
+	order    list.List                           // oldest first
+	max      int
+	forgot   string
+}
+
+type subscription struct {
+	client, topic, pos string
+}
+
+func newSubscriptions(max int) subscriptions {
+	return subscriptions{byClient: make(map[string]map[string]*list.Element), max: max}
+}
+
+// note records that clientID subscribed to topic at pos.
+func (ss *subscriptions) note(clientID, topic, pos string) {
+	ss.forget(clientID, topic)
+	topics := ss.byClient[clientID]
+	if topics == nil {
+		topics = make(map[string]*list.Element)
+		ss.byClient[clientID] = topics
+	}
+	topics[topic] = ss.order.PushBack(&subscription{clientID, topic, pos})
+	if ss.order.Len() > ss.max {
+		oldest := ss.order.Front().Value.(*subscription)
+		ss.forget(oldest.client, oldest.topic)
+		ss.forgot = oldest.pos
+	}
+}
+
+// forget drops what is remembered of clientID's subscription to topic.
+func (ss *subscriptions) forget(clientID, topic string) {
+	topics := ss.byClient[clientID]
+	if e, ok := topics[topic]; ok {
+		ss.order.Remove(e)
+		delete(topics, topic)
+		if len(topics) == 0 {
+			delete(ss.byClient, clientID)
+		}
+	}
+}
+
+// since returns, for the topics in topics that clientID subscribed to at
+// run time, the positions the subscriptions took effect at, and the
+// position of the newest subscription forgotten.
+func (ss *subscriptions) since(clientID string, topics map[string]struct{}) (map[string]string, string) {
+	var out map[string]string
+	for t, e := range ss.byClient[clientID] {
+		if _, ok := topics[t]; ok {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[t] = e.Value.(*subscription).pos
+		}
+	}
+	return out, ss.forgot
+}
