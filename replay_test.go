@@ -2,6 +2,7 @@ package sse
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -450,5 +451,22 @@ func TestUserSetIDLeavesHistory(t *testing.T) {
 	}
 	if len(h.mem.ids) != 0 {
 		t.Fatalf("the ID index still holds %v", h.mem.ids)
+	}
+}
+
+// A client's Last-Event-ID goes to the log cut short, never whole.
+func TestLastEventIDIsLoggedCut(t *testing.T) {
+	var logged syncBuffer
+	h, srv := newTestHub(t, Config{Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	long := strings.Repeat("x", 64<<10)
+	c := dial(t, nil, srv.URL, lastEventID(long))
+	if ev := c.next(); ev.Type != ResetEvent {
+		t.Fatalf("got %+v", ev)
+	}
+	c.stop()
+	waitStreams(t, h, 0)
+	out := logged.String()
+	if !strings.Contains(out, "(65536 bytes)") || strings.Contains(out, strings.Repeat("x", 100)) {
+		t.Fatalf("log holds %d bytes, want the id cut: %.300q", len(out), out)
 	}
 }
