@@ -348,3 +348,24 @@ func TestResumeAfterForgottenSubscriptions(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// A subscription made while the client has no stream open (a page that
+// changes its points while it reconnects) is remembered too: the resume
+// with the new topic gets its state.
+func TestSubscribeWhileAway(t *testing.T) {
+	h, srv := newTestHub(t, Config{ClientID: headerID, Topics: queryTopics, Heartbeat: -1})
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 1")})
+	c := dial(t, nil, srv.URL, user("ann"))
+	waitStreams(t, h, 1)
+	h.Broadcast(data("seen"))
+	c.next()
+	last := c.stop()
+	waitStreams(t, h, 0)
+	if n := h.Subscribe("ann", "line"); n != 0 {
+		t.Fatalf("Subscribe = %d streams", n)
+	}
+	c = dial(t, nil, srv.URL+"?topic=line", withHeader(user("ann"), lastEventID(last)))
+	if ev := c.next(); string(ev.Data) != "speed 1" {
+		t.Fatalf("the resume got %q first, want the topic's state", ev.Data)
+	}
+}

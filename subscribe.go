@@ -16,11 +16,15 @@ import (
 //
 // That state is not in history, so its events carry no id: they leave the
 // client's resume point where it was, and the next event the stream gets
-// moves it past them. The hub remembers the subscription: a client whose
-// Last-Event-ID is not past it when it resumes (its stream dropped before
-// it read the state, or before anything came after it) gets the topic's
-// state again, never a replay that could not hold it. So a resume may
-// repeat a subscription's state, but never lose it. The hub remembers up to
+// moves it past them. The hub remembers the subscription, also when the
+// client has no stream open (a page that changes its points while it
+// reconnects): a client whose Last-Event-ID is not past it when it resumes
+// with the topic (its stream dropped before it read the state, or before
+// anything came after it) gets the topic's state first, then the replay of
+// the rest, never a replay that could not hold the state. So a resume may
+// repeat state the client has read (once more, if it drops again before
+// anything after that state), but never lose it, and never bring a value
+// older than one it had. The hub remembers up to
 // 65,536 subscriptions; resumes from before the newest one it had to forget
 // get the state of all their topics. Telling "before" from "past" needs a
 // Broker that orders its positions (PositionComparer), as the in-memory one
@@ -35,21 +39,33 @@ func (h *Hub) Subscribe(clientID string, topics ...string) int {
 	defer h.mu.Unlock()
 	streams := h.reg.byID[clientID]
 	pos := *h.lastPos.Load()
+	for _, t := range topics {
+		// With no stream open, the client's next stream (a resume, with
+		// the topic from Config.Topics) is the one that has to catch up.
+		if t != "" && (len(streams) == 0 || slices.ContainsFunc(streams, func(s *stream) bool { return !s.has(t) })) {
+			h.subs.note(clientID, t, pos)
+		}
+	}
 	for _, s := range streams {
 		var added []Target
 		for _, t := range topics {
-			if _, ok := s.topics[t]; ok || t == "" {
+			if t == "" || s.has(t) {
 				continue
 			}
 			h.reg.subscribe(s, t)
 			added = append(added, Target{Kind: Topic, Name: t})
-			h.subs.note(clientID, t, pos)
 		}
 		if len(added) > 0 {
 			h.catchUp(s, added, pos)
 		}
 	}
 	return len(streams)
+}
+
+// has reports whether s is subscribed to topic. Callers hold h.mu.
+func (s *stream) has(topic string) bool {
+	_, ok := s.topics[topic]
+	return ok
 }
 
 // Unsubscribe removes topics from every open stream of clientID and returns
