@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,9 +74,11 @@ func startBrowser(t *testing.T) context.Context {
 
 // TestBrowserDashboard opens the dashboard in headless Chromium: the table
 // fills from the snapshot, a value changes in the DOM, the point filter
-// narrows the table, and after the server drops the stream the connection
-// indicator goes back to live, resumed with Last-Event-ID, and values keep
-// changing. It saves a screenshot in the test's temporary directory, in
+// narrows and widens the table without a new stream (the same EventSource,
+// no new request to /events; a point that hardly changes fills in at once),
+// and after the server drops the stream the connection indicator goes back
+// to live, resumed with Last-Event-ID, values keep changing and the filter
+// still works. It saves a screenshot in the test's temporary directory, in
 // $SCREENSHOT_DIR if set, or in screenshot.png (for the README) when
 // UPDATE_SCREENSHOT=1.
 func TestBrowserDashboard(t *testing.T) {
@@ -93,7 +96,22 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	poll := func(wait time.Duration, what, cond string) {
 		t.Helper()
-		run(wait, what, chromedp.Poll(cond, nil, chromedp.WithPollingInterval(50*time.Millisecond)))
+		c, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		err := chromedp.Run(c, chromedp.Poll(cond, nil, chromedp.WithPollingInterval(50*time.Millisecond)))
+		if err == nil {
+			return
+		}
+		// Say what the page showed, so a timeout can be told from a wrong page.
+		var state string
+		sc, scancel := context.WithTimeout(ctx, 5*time.Second)
+		defer scancel()
+		if serr := chromedp.Run(sc, chromedp.Evaluate(`JSON.stringify({body: {...document.body.dataset},
+			rows: [...document.querySelectorAll("#rows tr[data-point]")].map((r) => r.dataset.point),
+			chips: document.querySelectorAll("#chips .chip").length})`, &state)); serr != nil {
+			state = "(page state unreadable: " + serr.Error() + ")"
+		}
+		t.Fatalf("%s: %v after %v; page: %s; hub: %+v", what, err, wait, state, s.dash.hub.Stats())
 	}
 	text := func(sel string) string {
 		t.Helper()
@@ -108,20 +126,54 @@ func TestBrowserDashboard(t *testing.T) {
 		poll(10*time.Second, what, fmt.Sprintf(`document.querySelector(%q).textContent !== %q`, tempCell, before))
 	}
 
+	var browseOrder []string
+	for _, name := range simPointNames {
+		browseOrder = append(browseOrder, "ns=1;s="+name)
+	}
+	inOrder := fmt.Sprintf(`[...document.querySelectorAll("#rows tr[data-point]")].map((r) => r.dataset.point).join() === %q`, strings.Join(browseOrder, ","))
+
 	run(10*time.Second, "open the page", chromedp.EmulateViewport(1000, 600), chromedp.Navigate(s.srv.URL+"/"))
-	poll(startWait, "live stream, OPC UA connected, every point in the table", fmt.Sprintf(
+	poll(startWait, "live stream, OPC UA connected, every point in the table in browse order, every chip", fmt.Sprintf(
 		`document.body.dataset.stream === "live" && document.body.dataset.opcua === "connected" &&
-		 document.querySelectorAll("#rows tr[data-point]").length === %d`, len(simPointNames)))
+		 document.querySelectorAll("#chips .chip").length === %d && %s`, len(simPointNames), inOrder))
 	changes("a value change in the DOM")
 
-	// The filter: one point, then all again; each reopens the stream.
-	run(5*time.Second, "filter to one point", chromedp.Click(`#chips .chip[data-point="ns=1;s=Boiler.Temperature"]`, chromedp.ByQuery))
-	poll(10*time.Second, "a table of one point", `document.querySelectorAll("#rows tr[data-point]").length === 1 &&
-		location.search.includes("points=") && document.body.dataset.stream === "live"`)
+	// The filter: the chips post the watched points to /api/watch, and the
+	// page's one EventSource stays open. Each step waits for the server's
+	// watch event (data-watch-gen) and for the table.
+	run(5*time.Second, "note the stream", chromedp.Evaluate(`window.firstSource = window.dashboard.source; true`, nil))
+	conns := s.events.Load()
+	sameStream := func(what string) {
+		t.Helper()
+		var same bool
+		run(5*time.Second, "check the stream", chromedp.Evaluate(
+			`window.dashboard.source === window.firstSource && window.firstSource.readyState === EventSource.OPEN`, &same))
+		if n := s.events.Load(); !same || n != conns {
+			t.Fatalf("%s: the page opened a new stream (same EventSource: %v; %d requests to /events, want %d)", what, same, n, conns)
+		}
+		if n := s.dash.hub.Stats().Streams; n != 1 {
+			t.Fatalf("%s: %d streams open", what, n)
+		}
+	}
+	rows := func(n int, gen int, extra string) string {
+		return fmt.Sprintf(`document.querySelectorAll("#rows tr[data-point]").length === %d &&
+			Number(document.body.dataset.watchGen) >= %d && document.body.dataset.stream === "live"%s`, n, gen, extra)
+	}
+	const statusRow = `tr[data-point="ns=1;s=Line1.Status"]`
+	click := func(what, sel string) { t.Helper(); run(5*time.Second, what, chromedp.Click(sel, chromedp.ByQuery)) }
+
+	click("filter to one point", `#chips .chip[data-point="ns=1;s=Boiler.Temperature"]`)
+	poll(10*time.Second, "a table of the temperature only", rows(1, 1, ` && document.querySelector(`+"`"+tempCell+"`"+`) !== null && location.search.includes("points=")`))
 	changes("a value change in the filtered table")
-	run(5*time.Second, "filter off", chromedp.Click(`#filter-all`, chromedp.ByQuery))
-	poll(10*time.Second, "every point again", fmt.Sprintf(
-		`document.querySelectorAll("#rows tr[data-point]").length === %d && document.body.dataset.stream === "live"`, len(simPointNames)))
+	sameStream("one point")
+	// The line's status changes every 40 s or so: its row fills from the
+	// current value the server sends when the point is watched.
+	click("watch a second point", `#chips .chip[data-point="ns=1;s=Line1.Status"]`)
+	poll(10*time.Second, "the line's status in the table", rows(2, 2, ` && /^(Running|Changeover)$/.test(document.querySelector(`+"`"+statusRow+` td.value`+"`"+`).textContent)`))
+	sameStream("two points")
+	click("every point", `#filter-all`)
+	poll(10*time.Second, "every point again", rows(len(simPointNames), 3, ""))
+	sameStream("every point")
 
 	// The server drops the page's stream; the browser reconnects by itself.
 	var id string
@@ -136,6 +188,15 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Errorf("the browser reconnected without resuming (replays %d → %d)", replays, got)
 	}
 	changes("a value change after the reconnect")
+
+	// The resumed stream (the same EventSource) follows filter changes too.
+	conns = s.events.Load()
+	click("filter to the pressure", `#chips .chip[data-point="ns=1;s=Boiler.Pressure"]`)
+	poll(10*time.Second, "a table of the pressure only", rows(1, 4, ` && document.querySelector('tr[data-point="ns=1;s=Boiler.Pressure"]') !== null`))
+	sameStream("after the reconnect, one point")
+	click("every point after the reconnect", `#filter-all`)
+	poll(10*time.Second, "every point after the reconnect, in browse order", rows(len(simPointNames), 5, " && "+inOrder))
+	sameStream("after the reconnect, every point")
 
 	if os.Getenv("UPDATE_SCREENSHOT") != "" {
 		// Let the trend lines fill before the picture for the README.

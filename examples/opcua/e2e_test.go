@@ -66,12 +66,23 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("fresh stream: second event %s %s, want the snapshot of every point in browse order", ev.Type, ev.Data)
 	}
 
-	// A stream of two points gets those two only: the snapshot, then changes.
+	// A stream of two points gets those two only: their current values (the
+	// hub's keyed state, one event each), then changes.
 	two := s.openStream(t, "/events?client=e2e-two-0001&points="+temp+","+parts, "")
-	two.waitFor(5*time.Second, "status", func(ev sse.Event) bool { return ev.Type == EventStatus })
-	ev, _ = two.next(5 * time.Second)
-	if snap := samples(t, ev); len(snap) != 2 {
-		t.Fatalf("two-point snapshot: %s", ev.Data)
+	start := map[string]int{}
+	for len(start) < 2 {
+		ev, ok := two.next(5 * time.Second)
+		if !ok {
+			t.Fatalf("two-point stream: its start ended after %v", start)
+		}
+		if ev.Type != EventPoints {
+			continue
+		}
+		for _, x := range samples(t, ev) {
+			if start[x.PointID]++; x.PointID != temp && x.PointID != parts || start[x.PointID] > 1 {
+				t.Fatalf("two-point start: %s, after %v", ev.Data, start)
+			}
+		}
 	}
 	seen := map[string]int{}
 	checkTwo := newOrderCheck()

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ type testStack struct {
 	dash   *Dashboard
 	srv    *httptest.Server
 	client *http.Client
+	events atomic.Int64 // requests to /events the server received
 }
 
 // startSimulator starts a simulator changing every rate and closes it when
@@ -44,7 +48,13 @@ func startStack(t testing.TB, endpoint string, rc ReaderConfig, dc DashboardConf
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testStack{dash: dash, srv: httptest.NewServer(dash), client: &http.Client{}}
+	s := &testStack{dash: dash, client: &http.Client{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" {
+			s.events.Add(1)
+		}
+		dash.ServeHTTP(w, r)
+	}))
 	var cancel context.CancelFunc = func() {}
 	done := make(chan struct{})
 	close(done)
@@ -232,5 +242,48 @@ func (c *orderCheck) see(t testing.TB, where string, batch []Sample) {
 				where, s.PointID, s.UpdateAt.Format(stampLayout), prev.Format(stampLayout))
 		}
 		c.last[s.PointID] = s.UpdateAt.Time
+	}
+}
+
+// postWatch posts body to /api/watch and returns the status and the
+// answer's body.
+func (s *testStack) postWatch(t testing.TB, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	resp, err := s.client.Post(s.srv.URL+"/api/watch", contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// watch changes a client's watch set and fails the test unless the server
+// takes it.
+func (s *testStack) watch(t testing.TB, req watchRequest) watchReply {
+	t.Helper()
+	code, body := s.postWatch(t, "application/json", mustJSON(req))
+	if code != http.StatusOK {
+		t.Fatalf("POST /api/watch %+v: %d %s", req, code, body)
+	}
+	var rep watchReply
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatalf("POST /api/watch answered %q: %v", body, err)
+	}
+	return rep
+}
+
+// waitStreams waits until the hub has n open streams.
+func waitStreams(t testing.TB, s *testStack, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.dash.hub.Stats().Streams != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams open, want %d", s.dash.hub.Stats().Streams, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
+	"cmp"
 	"encoding/json"
 	"slices"
 	"sync"
@@ -50,18 +48,44 @@ func (s *Stamp) UnmarshalJSON(b []byte) error {
 }
 
 // Store keeps the latest sample of every point. It is the source of the
-// snapshot a new stream starts with, and the filter that keeps values in
-// order: a sample reaches browsers only if it is newer than the one the store
-// holds for its point. All methods are safe for concurrent use.
+// snapshot a new batch stream starts with, and the filter that keeps values
+// in order: a sample reaches browsers only if it is newer than the one the
+// store holds for its point. All methods are safe for concurrent use.
 type Store struct {
 	mu     sync.RWMutex
-	order  []string          // point IDs in the order they were first seen
+	order  []string          // IDs of the points with a sample, by rank, then as first seen
+	rank   map[string]int    // by point ID: the place Order gave it
 	latest map[string]Sample // by point ID
 }
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{latest: make(map[string]Sample)}
+	return &Store{latest: make(map[string]Sample), rank: make(map[string]int)}
+}
+
+// Order sets the order of points: those of ids in that order (the reader
+// gives its browse order at each connection), then the others in the order
+// they were first seen. It does not depend on which value arrives first: an
+// OPC UA server may split the initial values over several notifications.
+func (s *Store) Order(ids []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.rank)
+	for i, id := range ids {
+		if _, dup := s.rank[id]; !dup {
+			s.rank[id] = i
+		}
+	}
+	slices.SortStableFunc(s.order, func(a, b string) int { return cmp.Compare(s.rankOf(a), s.rankOf(b)) })
+}
+
+// rankOf is the place of point id: its rank, or after every ranked point.
+// s.mu is held.
+func (s *Store) rankOf(id string) int {
+	if r, ok := s.rank[id]; ok {
+		return r
+	}
+	return len(s.rank)
 }
 
 // Apply records the samples whose UpdateAt is strictly later than the stored
@@ -79,7 +103,13 @@ func (s *Store) Apply(in []Sample) []Sample {
 			continue
 		}
 		if !ok {
-			s.order = append(s.order, x.PointID)
+			// After every point ranked before it or unranked and seen before.
+			r := s.rankOf(x.PointID)
+			i := len(s.order)
+			for i > 0 && s.rankOf(s.order[i-1]) > r {
+				i--
+			}
+			s.order = slices.Insert(s.order, i, x.PointID)
 		}
 		s.latest[x.PointID] = x
 		out = append(out, x)
@@ -88,7 +118,7 @@ func (s *Store) Apply(in []Sample) []Sample {
 }
 
 // Snapshot returns the latest sample of each point in ids that has one, in
-// the order points were first seen; nil ids means every point.
+// the store's order (see Order); nil ids means every point.
 func (s *Store) Snapshot(ids []string) []Sample {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -101,25 +131,17 @@ func (s *Store) Snapshot(ids []string) []Sample {
 	return out
 }
 
-// setKey returns the conflation key of a batch: the same for two batches
-// exactly when they hold the same set of points. A newer batch over the same
-// set carries a newer value of every point of the older one, so the hub may
-// drop the older one (Event.Key) without losing any point's latest value.
-// A key shared by batches over different sets would lose values, which is
-// why a batch is never keyed by a constant such as "all".
-func setKey(batch []Sample) string {
-	ids := make([]string, 0, len(batch))
-	for _, x := range batch {
-		ids = append(ids, x.PointID)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	h := sha256.New()
-	var n [8]byte
-	for _, id := range ids {
-		binary.BigEndian.PutUint64(n[:], uint64(len(id)))
-		h.Write(n[:])
-		h.Write([]byte(id))
-	}
-	return "set:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+// Has reports whether the store holds a sample of point id.
+func (s *Store) Has(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.latest[id]
+	return ok
+}
+
+// IDs returns the ID of every point with a sample, in the store's order.
+func (s *Store) IDs() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.order)
 }

@@ -41,20 +41,32 @@ func TestStoreKeepsPointsMovingForward(t *testing.T) {
 	}
 }
 
-func TestSetKey(t *testing.T) {
-	ab := []Sample{{PointID: "a"}, {PointID: "b"}}
-	ba := []Sample{{PointID: "b"}, {PointID: "a"}, {PointID: "a"}}
-	if setKey(ab) != setKey(ba) {
-		t.Error("the same set of points gave different keys")
+// TestStoreKeepsTheReadersOrder: the rows follow the browse order the
+// reader gives, whichever values arrive first (a server may split the
+// initial values over several notifications, as gopcua's does under load).
+func TestStoreKeepsTheReadersOrder(t *testing.T) {
+	s := NewStore()
+	s.Apply([]Sample{{PointID: "x", UpdateAt: at(1)}, {PointID: "c", UpdateAt: at(1)}}) // before any order
+	s.Order([]string{"a", "b", "c"})
+	if got := s.IDs(); strings.Join(got, ",") != "c,x" {
+		t.Fatalf("after Order: %v, want c,x (ranked first, then unranked as first seen)", got)
 	}
-	for _, other := range [][]Sample{{{PointID: "a"}}, {{PointID: "a"}, {PointID: "b"}, {PointID: "c"}}, {{PointID: "ab"}}} {
-		if setKey(other) == setKey(ab) {
-			t.Errorf("set %v has the key of {a, b}", other)
-		}
+	s.Apply([]Sample{{PointID: "y", UpdateAt: at(2)}})
+	s.Apply([]Sample{{PointID: "b", UpdateAt: at(2)}})
+	s.Apply([]Sample{{PointID: "a", UpdateAt: at(3)}})
+	if got := s.IDs(); strings.Join(got, ",") != "a,b,c,x,y" {
+		t.Fatalf("ids %v, want a,b,c,x,y", got)
 	}
-	// Length prefixes: {"a,b"} and {"a", "b"} must differ however IDs are joined.
-	if setKey([]Sample{{PointID: "a\x00\x00\x00\x00\x00\x00\x00\x01b"}}) == setKey(ab) {
-		t.Error("ambiguous encoding of the set")
+	var ids []string
+	for _, x := range s.Snapshot(nil) {
+		ids = append(ids, x.PointID)
+	}
+	if strings.Join(ids, ",") != "a,b,c,x,y" {
+		t.Fatalf("snapshot order %v, want a,b,c,x,y", ids)
+	}
+	s.Order([]string{"y", "c"}) // a new browse at a reconnect
+	if got := s.IDs(); strings.Join(got, ",") != "y,c,a,b,x" {
+		t.Fatalf("after a new order: %v, want y,c,a,b,x", got)
 	}
 }
 

@@ -180,6 +180,7 @@ func (r *Reader) cycle(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 
+	r.sink.Points(slices.DeleteFunc(slices.Clone(points), func(id string) bool { return id == "" }))
 	st := statusSince(StateConnected, r.cfg.Endpoint, time.Now())
 	st.Points = n
 	r.sink.SetStatus(st)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,24 +18,45 @@ import (
 	"github.com/ssehub/sse"
 )
 
-func TestTopicsFromQuery(t *testing.T) {
-	cases := map[string][]string{
-		"":                        {topicAll},
-		"?points=":                {topicAll},
-		"?points=a,b":             {"point:a", "point:b"},
-		"?points=a&points=b,a":    {"point:a", "point:b"},
-		"?points=ns=1;s=Temp":     {"point:ns=1;s=Temp"},
-		"?points=ns%3D1%3Bs%3DT":  {"point:ns=1;s=T"},
-		"?client=x&points=+a+,,b": {"point:a", "point:b"},
+func TestPointsFromQuery(t *testing.T) {
+	cases := map[string]watchSpec{
+		"":                        {},
+		"?points=":                {},
+		"?points=a,b":             {ids: []string{"a", "b"}},
+		"?points=a&points=b,a":    {ids: []string{"a", "b"}},
+		"?points=ns=1;s=Temp":     {ids: []string{"ns=1;s=Temp"}},
+		"?points=ns%3D1%3Bs%3DT":  {ids: []string{"ns=1;s=T"}},
+		"?client=x&points=+a+,,b": {ids: []string{"a", "b"}},
+		"?points=*":               {all: true},
+		"?points=%2A&points=":     {all: true},
 	}
 	for q, want := range cases {
-		got, err := topics(httptest.NewRequest("GET", "/events"+q, nil))
-		if err != nil || !slices.Equal(got, want) {
-			t.Errorf("%q: got %q, %v; want %q", q, got, err, want)
+		got, named, err := parsePoints(httptest.NewRequest("GET", "/events"+q, nil))
+		if err != nil || got.all != want.all || !slices.Equal(got.ids, want.ids) || named != (want.all || want.ids != nil) {
+			t.Errorf("%q: got %+v, %v, %v; want %+v", q, got, named, err, want)
 		}
 	}
-	if _, err := topics(httptest.NewRequest("GET", "/events?points=%zz", nil)); err == nil {
-		t.Error("a bad escape was accepted")
+	// What a stream follows without a watch set: topicAll, or the points'
+	// topics.
+	d, err := NewDashboard(DashboardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	for q, want := range map[string][]string{"": {topicAll}, "?points=": {topicAll}, "?points=a,b": {"point:a", "point:b"}} {
+		if got, err := d.streamTopics(httptest.NewRequest("GET", "/events"+q, nil)); err != nil || !slices.Equal(got, want) {
+			t.Errorf("topics of %q: %q, %v; want %q", q, got, err, want)
+		}
+	}
+	var many []string
+	for i := range maxWatched + 1 {
+		many = append(many, fmt.Sprint("p", i))
+	}
+	tooMany := "?points=" + strings.Join(many, ",")
+	for _, bad := range []string{"?points=%zz", "?points=*,a", tooMany, "?points=" + strings.Repeat("x", maxPointID+1), "?points=a%0Ab"} {
+		if _, _, err := parsePoints(httptest.NewRequest("GET", "/events"+bad, nil)); err == nil {
+			t.Errorf("%.40q was accepted", bad)
+		}
 	}
 }
 
@@ -104,18 +126,36 @@ func TestFreshStreamStartsWithSnapshot(t *testing.T) {
 func TestResumeReplaysWithoutSnapshot(t *testing.T) {
 	s := startStack(t, "", ReaderConfig{}, DashboardConfig{})
 	feed(s.dash, 2, 1)
-	st := s.openStream(t, "/events?client=resumer-1", "")
-	st.waitFor(time.Second, "snapshot", func(ev sse.Event) bool { return ev.Type == EventPoints })
-	last := st.lastID()
+	batches := s.openStream(t, "/events?client=resumer-1", "")
+	batches.waitFor(time.Second, "snapshot", func(ev sse.Event) bool { return ev.Type == EventPoints })
+	perPoint := s.openStream(t, "/events?client=resumer-2&points=p0,p1", "")
+	perPoint.waitFor(time.Second, "p1's current value", func(ev sse.Event) bool {
+		return ev.Type == EventPoints && samples(t, ev)[0].PointID == "p1"
+	})
+	lastBatches, lastPerPoint := batches.lastID(), perPoint.lastID()
 
 	feed(s.dash, 2, 2)
-	feed(s.dash, 2, 3) // conflated with the one before in the replay: same set of points
-	st = s.openStream(t, "/events?client=resumer-1", last)
-	ev := st.waitFor(time.Second, "replay", func(ev sse.Event) bool { return ev.Type != "" })
-	if batch := samples(t, ev); ev.Type != EventPoints || len(batch) != 2 || batch[0].Value != 3.0 {
-		t.Fatalf("replay %s %s, want both points at 3 and no snapshot", ev.Type, ev.Data)
+	feed(s.dash, 2, 3)
+	// Batches are not keyed (see Dashboard): the replay has both, in order.
+	batches = s.openStream(t, "/events?client=resumer-1", lastBatches)
+	for _, want := range []float64{2, 3} {
+		ev := batches.waitFor(time.Second, "replay", func(ev sse.Event) bool { return ev.Type != "" })
+		if batch := samples(t, ev); ev.Type != EventPoints || len(batch) != 2 || batch[0].Value != want || batch[1].Value != want {
+			t.Fatalf("replay %s %s, want both points at %v and no snapshot", ev.Type, ev.Data, want)
+		}
 	}
-	if ev, ok := st.next(100 * time.Millisecond); ok {
+	if ev, ok := batches.next(100 * time.Millisecond); ok {
+		t.Fatalf("after the replay: %s %s", ev.Type, ev.Data)
+	}
+	// Per-point events are keyed: the replay keeps the newest of each.
+	perPoint = s.openStream(t, "/events?client=resumer-2&points=p0,p1", lastPerPoint)
+	for _, id := range []string{"p0", "p1"} {
+		ev := perPoint.waitFor(time.Second, "replay", func(ev sse.Event) bool { return ev.Type != "" })
+		if x := samples(t, ev); ev.Type != EventPoints || len(x) != 1 || x[0].PointID != id || x[0].Value != 3.0 {
+			t.Fatalf("replay %s %s, want %s at 3 and no snapshot", ev.Type, ev.Data, id)
+		}
+	}
+	if ev, ok := perPoint.next(100 * time.Millisecond); ok {
 		t.Fatalf("after the replay: %s %s", ev.Type, ev.Data)
 	}
 }
@@ -134,12 +174,13 @@ func TestUnknownResumeGetsReset(t *testing.T) {
 }
 
 // TestNoDuplicatesAcrossReconnects races fresh streams and resumes against a
-// fast publisher. Every client, all-points or filtered, drops its stream at
-// random points and resumes with Last-Event-ID like a browser; after a reset
-// it opens a fresh stream like the page. Across all of it, a client must
-// never see a point repeat or go back in time, every fresh stream must start
-// with the snapshot of what it watches, and in the end every client must
-// hold the latest value of every point it watches.
+// fast publisher. Every client, all-points (batches) or filtered (per-point
+// topics), drops its stream at random points and resumes with Last-Event-ID
+// like a browser; after a reset it opens a fresh stream. Across all of it, a
+// client must never see a point repeat or go back in time, every fresh
+// stream must start with the snapshot of what it watches (one batch of
+// every point; one event per watched point), and in the end every client
+// must hold the latest value of every point it watches.
 func TestNoDuplicatesAcrossReconnects(t *testing.T) {
 	const (
 		nPoints  = 6
@@ -268,6 +309,7 @@ func runClient(t *testing.T, s *testStack, c int, filter []string, rounds int,
 			resumes.Add(1)
 		}
 		seenPoints := false
+		started := map[string]bool{} // per-point stream: the points its start has brought so far
 		reset := false
 		for n := rng.IntN(40); catchUp || n > 0; n-- {
 			wait := time.Second
@@ -283,8 +325,18 @@ func runClient(t *testing.T, s *testStack, c int, filter []string, rounds int,
 				reset = true
 			case EventPoints:
 				batch := samples(t, ev)
-				if fresh && !seenPoints && len(batch) != full {
+				switch {
+				case fresh && filter == nil && !seenPoints && len(batch) != full:
 					t.Errorf("client %d: fresh stream began with %d points, want the full snapshot", c, len(batch))
+				case fresh && filter != nil && len(started) < full:
+					// The hub's keyed state: one event per point, every
+					// watched point before any comes again.
+					for _, x := range batch {
+						if started[x.PointID] {
+							t.Errorf("client %d: %s came again before the fresh stream had every point", c, x.PointID)
+						}
+						started[x.PointID] = true
+					}
 				}
 				if filter != nil {
 					for _, x := range batch {
@@ -305,9 +357,10 @@ func runClient(t *testing.T, s *testStack, c int, filter []string, rounds int,
 		}
 		last = st.lastID()
 		if reset {
-			// The page's answer to sse-reset: a fresh stream under a new
-			// ID. Its snapshot may repeat what the page holds; the page
-			// drops that by updateAt, and so does the check.
+			// A batch client's answer to sse-reset (a per-point client may
+			// do the same): a fresh stream under a new ID. Its snapshot may
+			// repeat what the client holds; the page drops that by
+			// updateAt, and so does the check.
 			resets.Add(1)
 			gen++
 			id, last = newID(gen), ""

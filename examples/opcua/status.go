@@ -21,11 +21,14 @@ type Status struct {
 	Points   int    `json:"points,omitempty"`  // points monitored, when connected
 }
 
-// Sink receives what a Reader reads. Update gets the values of one OPC UA
-// notification; SetStatus gets every change of the connection's state.
+// Sink receives what a Reader reads. Points gets the IDs of the points
+// monitored, in browse order, at each connection before their values;
+// Update gets the values of one OPC UA notification; SetStatus gets every
+// change of the connection's state.
 // The reader calls them from one goroutine, never concurrently, and its
 // subscription waits while they run, so they must return quickly.
 type Sink interface {
+	Points(ids []string)
 	Update(batch []Sample)
 	SetStatus(st Status)
 }

@@ -1,28 +1,39 @@
 // The dashboard page: one EventSource, one listener per event type.
 //
-//   monitor_points  JSON [{pointId, value, status, updateAt}]: new values.
-//                   The first one on a fresh stream is the snapshot.
+//   monitor_points  JSON [{pointId, value, status, updateAt}]: values. The
+//                   stream follows the points the filter watches; it starts
+//                   with their current values, one event each.
 //   opcua_status    JSON {state, endpoint, error, since, attempt, points}.
-//   sse-reset       the server could not resume this stream: open a fresh
-//                   one, which starts with a snapshot.
+//   watch           JSON {gen, all, count}: the server applied a new watch
+//                   set; the current values of the points it added came
+//                   just before.
+//   sse-reset       the server could not resume this stream; the current
+//                   values of the watched points follow on the same stream.
 //
-// The browser reconnects by itself after a drop and sends Last-Event-ID; the
-// server then replays exactly what was missed, so the page keeps its state.
+// The filter chips do not touch the stream: they POST the watched points to
+// api/watch, and the server starts (or stops) sending those points on the
+// open stream, current values first. The browser reconnects by itself after
+// a drop and sends Last-Event-ID; the server then replays exactly what was
+// missed of the points watched now, so the page keeps its state.
 "use strict";
 
 (() => {
   const WINDOW = 30000; // ms of history in a trend line
   const $ = (id) => document.getElementById(id);
 
-  const points = new Map(); // pointId -> {sample, trend: [{t, v}], row}
-  let filter = new Set(splitList(new URLSearchParams(location.search).get("points")));
+  const points = new Map(); // pointId -> {sample, trend: [{t, v}], row}, for watched points only
+  let filter = new Set(splitList(new URLSearchParams(location.search).get("points"))); // none: every point
   let es = null;
+  let clientId = "";
+  let applied = ""; // the watch set the server has for clientId, as watchKey gives it
+  let posting = false; // a POST to api/watch is on its way: the next one waits for its answer
+  let retry = null;
   let drops = 0;
   let opcuaState = "connecting";
   let streamState = "connecting";
 
   // window.dashboard is read by the browser test.
-  window.dashboard = { clientId: "", points };
+  window.dashboard = { clientId: "", points, source: null, watchGen: 0 };
 
   function splitList(s) {
     return (s || "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -34,24 +45,32 @@
     return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // open starts a fresh stream with a new client ID: the server answers it
-  // with a snapshot of the watched points, then live changes.
+  // open starts a fresh stream with a new client ID, following the points of
+  // the filter: the server answers with their current values, then changes.
+  // Changing the filter later does not reopen it (see sync).
   function open() {
     if (es) es.close();
-    const q = new URLSearchParams({ client: randomId() });
-    if (filter.size) q.set("points", [...filter].join(","));
+    clientId = randomId();
+    applied = watchKey();
+    const q = new URLSearchParams({ client: clientId, points: filter.size ? [...filter].join(",") : "*" });
     const src = new EventSource("events?" + q);
     es = src;
-    window.dashboard.clientId = q.get("client");
+    window.dashboard.clientId = clientId;
+    window.dashboard.source = src;
     $("stream-url").textContent = "/events?" + q;
     setStream("connecting");
 
-    src.addEventListener("open", () => src === es && setStream("live"));
+    src.addEventListener("open", () => {
+      if (src !== es) return;
+      setStream("live");
+      sync(); // a change the server did not take while the stream was away
+    });
     src.addEventListener("error", () => {
       if (src !== es) return;
       drops++;
       if (src.readyState === EventSource.CLOSED) {
-        // The browser gave up (the server answered with an error status).
+        // The browser gave up: the server answered with an error status,
+        // for example because it no longer had this client's watch set.
         setStream("closed");
         setTimeout(() => src === es && open(), 3000);
       } else {
@@ -64,7 +83,11 @@
     src.addEventListener("opcua_status", (e) => {
       if (src === es) setOpcua(JSON.parse(e.data));
     });
-    src.addEventListener("sse-reset", () => src === es && open());
+    src.addEventListener("watch", (e) => {
+      if (src !== es) return;
+      window.dashboard.watchGen = JSON.parse(e.data).gen;
+      document.body.dataset.watchGen = String(window.dashboard.watchGen);
+    });
     pruneRows();
   }
 
@@ -72,15 +95,50 @@
     return filter.size === 0 || filter.has(id);
   }
 
-  // apply records a sample unless the page already shows a value at least
-  // as new: a point never goes back in time. (The server guarantees this
-  // already; the check keeps the page right across fresh streams.)
+  // watchKey names the filter's watch set.
+  function watchKey() {
+    return filter.size ? [...filter].sort().join("\n") : "*";
+  }
+
+  // sync tells the server the points the filter watches, unless it has them
+  // already: POST api/watch. One request at a time, so they arrive in order;
+  // a failed one is tried again a second later, or when the stream opens.
+  function sync() {
+    if (posting || !es) return;
+    const want = watchKey();
+    if (want === applied) return;
+    clearTimeout(retry);
+    posting = true;
+    const id = clientId;
+    const body = filter.size ? { client: id, points: [...filter] } : { client: id, all: true };
+    fetch("api/watch", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then((r) => {
+        if (r.ok && id === clientId) applied = want;
+        return r.ok;
+      })
+      .catch(() => false)
+      .then((ok) => {
+        posting = false;
+        if (ok) sync(); // the filter may have changed meanwhile
+        else retry = setTimeout(sync, 1000);
+      });
+  }
+
+  // apply records a sample of a watched point unless the page already shows
+  // a value at least as new. The server never sends a value out of order,
+  // and a value twice only when it starts over (a reset, a fresh stream) or
+  // when a resume follows a drop just after current values it sent (a
+  // filter change's, or those a resume starts with: see the README); the
+  // check keeps the page right then. Values of points the filter no longer
+  // watches were on their way before the server applied the filter: they
+  // are dropped.
   function apply(s) {
+    addChip(s.pointId);
+    if (!watched(s.pointId)) return;
     let p = points.get(s.pointId);
     if (!p) {
       p = { sample: null, trend: [], row: null };
       points.set(s.pointId, p);
-      addChip(s.pointId);
     }
     const fresh = !p.sample || s.updateAt > p.sample.updateAt; // fixed-width UTC stamps
     if (fresh) {
@@ -88,7 +146,7 @@
       const v = numeric(s.value);
       if (v !== null) p.trend.push({ t: Date.now(), v }); // arrival time: immune to clock skew
     }
-    if (watched(s.pointId)) render(s.pointId, p, fresh);
+    render(s.pointId, p, fresh);
   }
 
   function numeric(v) {
@@ -130,7 +188,7 @@
       '<polyline points=""/><circle r="2.5" cx="-10" cy="-10"/></svg></td>';
     tr.querySelector(".name").textContent = displayName(id);
     tr.querySelector(".name").title = id;
-    $("rows").appendChild(tr);
+    insertInOrder($("rows"), tr, "tr[data-point]");
     return {
       tr,
       value: tr.querySelector(".value"),
@@ -140,16 +198,20 @@
     };
   }
 
-  // pruneRows removes the rows of points the filter hides and repaints the
-  // watched points already known; the fresh stream's snapshot does the rest.
+  // pruneRows forgets the points the filter no longer watches (the server
+  // sends their current values again when they are watched again) and
+  // repaints the others.
   function pruneRows() {
     for (const [id, p] of points) {
-      if (!watched(id) && p.row) {
-        p.row.tr.remove();
-        p.row = null;
-      } else if (watched(id) && p.sample) {
+      if (!watched(id)) {
+        if (p.row) p.row.tr.remove();
+        points.delete(id);
+      } else if (p.sample) {
         render(id, p, false);
       }
+    }
+    if (!document.querySelector("#rows tr")) {
+      $("rows").innerHTML = '<tr class="empty"><td colspan="5">Waiting for values…</td></tr>';
     }
     document.querySelectorAll("#chips .chip").forEach((c) => c.classList.toggle("on", filter.has(c.dataset.point)));
     $("filter-all").classList.toggle("on", filter.size === 0);
@@ -245,8 +307,29 @@
     document.body.classList.toggle("stale", streamState !== "live" || opcuaState !== "connected");
   }
 
+  // Rows and chips follow the server's order of points (api/points: the
+  // order it first saw them, which is browse order), whatever order values
+  // come in; points it did not list yet go last.
+  let order = new Map(); // pointId -> rank
+  function rank(id) {
+    return order.has(id) ? order.get(id) : Infinity;
+  }
+  function insertInOrder(parent, el, sel) {
+    const next = [...parent.querySelectorAll(sel)].find((o) => rank(o.dataset.point) > rank(el.dataset.point));
+    parent.insertBefore(el, next || null);
+  }
+  // sortChildren moves only what is out of order: a click must not lose
+  // the chip it is on.
+  function sortChildren(parent, sel) {
+    const els = [...parent.querySelectorAll(sel)];
+    const sorted = [...els].sort((a, b) => rank(a.dataset.point) - rank(b.dataset.point) || 0);
+    if (sorted.every((el, i) => el === els[i])) return;
+    sorted.forEach((el) => parent.appendChild(el));
+  }
+
   // Filter chips: one per known point; none selected means every point.
   function addChip(id) {
+    if (!order.has(id)) loadChipsSoon();
     if (document.querySelector(`#chips .chip[data-point="${CSS.escape(id)}"]`)) return;
     const b = document.createElement("button");
     b.type = "button";
@@ -259,15 +342,18 @@
       else filter.add(id);
       applyFilter();
     });
-    $("chips").appendChild(b);
+    insertInOrder($("chips"), b, ".chip");
   }
 
+  // applyFilter shows the new filter at once and tells the server; the
+  // stream stays open.
   function applyFilter() {
     const url = new URL(location.href);
     if (filter.size) url.searchParams.set("points", [...filter].join(","));
     else url.searchParams.delete("points");
     history.replaceState(null, "", url);
-    open();
+    pruneRows();
+    sync();
   }
 
   $("filter-all").addEventListener("click", () => {
@@ -275,11 +361,22 @@
     applyFilter();
   });
 
-  // The chips list every point, also those a filtered stream does not carry.
+  // The chips list every point, also those the filter does not watch.
+  let loading = null;
+  function loadChipsSoon() {
+    if (!loading) loading = setTimeout(loadChips, 200);
+  }
   function loadChips() {
+    clearTimeout(loading);
+    loading = null;
     fetch("api/points")
       .then((r) => r.json())
-      .then((list) => list.forEach((s) => addChip(s.pointId)))
+      .then((list) => {
+        order = new Map(list.map((s, i) => [s.pointId, i]));
+        list.forEach((s) => addChip(s.pointId));
+        sortChildren($("chips"), ".chip");
+        sortChildren($("rows"), "tr[data-point]");
+      })
       .catch(() => {});
   }
   filter.forEach(addChip);
