@@ -113,9 +113,9 @@ type Config struct {
 	// straight to the socket, a small reader of the hub's notices the
 	// client leaving, and once the stream's start is written its handler
 	// returns, freeing net/http's goroutine and buffers for the connection.
-	// An idle stream then costs about a third less memory (see
-	// bench/BENCHMARKS.md), which counts with tens of thousands of mostly
-	// idle pages. The price: middleware sees the request end as soon as the
+	// An idle stream then costs less than half the memory (11.5 against
+	// 26.9 KiB in bench/BENCHMARKS.md), which counts with tens of thousands
+	// of mostly idle pages. The price: middleware sees the request end as soon as the
 	// stream has started (and sees no status or byte count), the request's
 	// context is done from then on, OnDisconnect runs on a goroutine of the
 	// hub's (a panic in it is logged), and the server's ConnState hook and
