@@ -37,7 +37,13 @@ type Broker interface {
 	// Last-Event-ID, so it may be anything; until is a position the broker
 	// delivered to the hub. to lists the audiences the stream may receive
 	// (Everyone, its topics, its client ID): the hub skips other messages
-	// itself, but a broker may use it to do less. ok is false, and fn is
+	// itself, but a broker must use it to decide whether after can be
+	// resumed. A resume from a position older than the history is exact,
+	// and must be answered ok with what history holds, when no message for
+	// an audience in to after that position has left history (a broker
+	// remembers, per audience, the newest message it dropped; when in
+	// doubt it answers "expired"): a client on a quiet topic is then not
+	// reset for events it was never to receive. ok is false, and fn is
 	// not called, when after is not a position the history can resume
 	// from; reason then says why, in a word: "unknown", "expired" or
 	// "epoch" (the hub sends a ResetEvent), or "ahead", when after is a

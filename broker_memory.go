@@ -27,8 +27,14 @@ type memoryBroker struct {
 	oldest   uint64     // the sequence number of the oldest message kept; seq+1 when none is
 	bytes    int        // the size of the messages kept (messageSize)
 	maxBytes int        // bound on bytes; the oldest messages go first
-	ids      map[string]uint64
 	deliver  func(*Message)
+
+	// evicted holds, per audience, the newest message evicted from
+	// history: a resume from before the history is exact when none of the
+	// stream's audiences lost a message after it (see Replay). ids maps
+	// application-set IDs to their messages, in history and beyond.
+	evicted seqIndex[Target]
+	ids     seqIndex[string]
 
 	// The newest message of each state, for snapshots. keysMu is a leaf
 	// lock: Snapshot takes nothing else, so the hub may call it while it
@@ -39,6 +45,18 @@ type memoryBroker struct {
 	keysMu sync.RWMutex
 	keys   keyStore
 }
+
+// Bounds of the eviction record and of the application-set IDs remembered
+// beyond history: past them the broker forgets the least recently updated
+// (an audience forgotten counts as having lost its newest forgotten
+// message; an ID forgotten is unknown), in at most about 8 MiB.
+const (
+	maxEvicted      = 65_536
+	maxEvictedBytes = 4 << 20
+	maxIDs          = 65_536
+	maxIDBytes      = 4 << 20
+	indexOverhead   = 64 // about what an entry costs beyond its name
+)
 
 // messageOverhead is about what a kept message costs beyond its frame: the
 // Message, its strings' headers, the ring or state that holds it.
@@ -65,7 +83,8 @@ func newMemoryBroker(history, maxKeys int) *memoryBroker {
 		epoch:    epochEncoding.EncodeToString(raw[:]),
 		oldest:   1,
 		maxBytes: DefaultHistoryBytes,
-		ids:      make(map[string]uint64),
+		evicted:  newSeqIndex(maxEvicted, maxEvictedBytes, func(t Target) int { return len(t.Name) + indexOverhead }),
+		ids:      newSeqIndex(maxIDs, maxIDBytes, func(id string) int { return len(id) + indexOverhead }),
 		keys:     newKeyStore(maxKeys, DefaultKeyBytes),
 	}
 	if history > 0 {
@@ -86,14 +105,15 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 		}
 		b.ring[b.seq%uint64(len(b.ring))] = m
 		b.bytes += messageSize(m)
-		if m.ID != "" {
-			b.ids[m.ID] = b.seq
-		}
 		for b.bytes > b.maxBytes && b.oldest <= b.seq {
 			b.evictOldest()
 		}
 	} else {
+		b.evicted.set(m.To, b.seq) // no history: every message is evicted at once
 		b.oldest = b.seq + 1
+	}
+	if m.ID != "" {
+		b.ids.set(m.ID, b.seq)
 	}
 	if m.Key != "" {
 		b.keysMu.Lock()
@@ -112,9 +132,7 @@ func (b *memoryBroker) evictOldest() {
 	m := b.ring[i]
 	b.ring[i] = nil
 	b.bytes -= messageSize(m)
-	if m.ID != "" && b.ids[m.ID] == b.oldest {
-		delete(b.ids, m.ID)
-	}
+	b.evicted.set(m.To, b.oldest)
 	b.oldest++
 }
 
@@ -154,7 +172,10 @@ func (b *memoryBroker) Subscribe(deliver func(*Message)) (string, error) {
 	return b.pos(b.seq), nil // "<epoch>-0" before the first message
 }
 
-func (b *memoryBroker) Replay(ctx context.Context, after, until string, _ []Target, fn func(*Message) bool) (bool, string, error) {
+// Replay resumes from a position older than the history when none of the
+// audiences in to lost a message after it: what history holds is then all
+// that the stream may have missed.
+func (b *memoryBroker) Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (bool, string, error) {
 	b.mu.Lock()
 	var end uint64 // until as a sequence number; "" is before the first message
 	if until != "" {
@@ -166,7 +187,7 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, _ []Targ
 	}
 	start, ok := b.parse(after)
 	if !ok && after != "" {
-		start, ok = b.ids[after] // an application-set ID still in history
+		start, ok = b.ids.get(after) // an application-set ID
 	}
 	if !ok {
 		b.mu.Unlock()
@@ -185,14 +206,18 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, _ []Targ
 	case start == end:
 		b.mu.Unlock()
 		return true, "", nil
-	case start+1 < b.oldest:
+	case start+1 < b.oldest && b.lost(start, to):
 		b.mu.Unlock()
 		return false, "expired", nil
 	}
+	from := max(start+1, b.oldest)
 	// Copy the references out so fn, which writes to the network, runs
 	// without the lock.
-	out := make([]*Message, 0, end-start)
-	for s := start + 1; s <= end; s++ {
+	var out []*Message
+	if from <= end {
+		out = make([]*Message, 0, end+1-from)
+	}
+	for s := from; s <= end; s++ {
 		out = append(out, b.ring[s%uint64(len(b.ring))])
 	}
 	b.mu.Unlock()
@@ -207,13 +232,27 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, _ []Targ
 	return true, "", nil
 }
 
+// lost reports whether a message after start for one of the audiences in
+// to has left history; with no audiences, whether any has. Callers hold mu.
+func (b *memoryBroker) lost(start uint64, to []Target) bool {
+	if len(to) == 0 {
+		return true
+	}
+	for _, t := range to {
+		if b.evicted.bound(t) > start {
+			return true
+		}
+	}
+	return false
+}
+
 // ComparePositions orders two positions of this broker's epoch; a may also
-// be an application-set ID still in history.
+// be an application-set ID the broker remembers.
 func (b *memoryBroker) ComparePositions(a, c string) (int, bool) {
 	x, ok := b.parse(a)
 	if !ok {
 		b.mu.Lock()
-		x, ok = b.ids[a]
+		x, ok = b.ids.get(a)
 		b.mu.Unlock()
 	}
 	y, ok2 := b.parse(c)

@@ -41,14 +41,21 @@ func Example() {
 	n, err := hub.Broadcast(sse.Event{Type: "monitor_points", Data: []byte(`[{"pointId":"T1","value":21.5}]`)})
 	fmt.Println("queued to", n, "stream(s), error:", err)
 
-	ev, err := sse.NewDecoder(resp.Body).Decode()
-	if err != nil {
-		log.Fatal(err)
+	// A new stream begins with its position: an event with the hub's
+	// position as its id and no data, which browsers never pass to
+	// onmessage. Then come the events.
+	d := sse.NewDecoder(resp.Body)
+	for range 2 {
+		ev, err := d.Decode()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("type=%s data=%s\n", ev.Type, ev.Data)
 	}
-	fmt.Printf("%s: %s\n", ev.Type, ev.Data)
 	// Output:
 	// queued to 1 stream(s), error: <nil>
-	// monitor_points: [{"pointId":"T1","value":21.5}]
+	// type=sse-position data=
+	// type=monitor_points data=[{"pointId":"T1","value":21.5}]
 }
 
 // Clients identified by their login receive the events sent to that login
@@ -88,6 +95,7 @@ func ExampleHub_Send() {
 	n, _ := hub.Send("operator-7", sse.Event{Type: "alarm", Data: []byte("pump 3 stopped")})
 	fmt.Println("tabs:", n)
 	for _, tab := range tabs {
+		tab.Decode() // the stream's sse.PositionEvent
 		ev, _ := tab.Decode()
 		fmt.Printf("%s: %s\n", ev.Type, ev.Data)
 	}
@@ -127,7 +135,9 @@ func ExampleHub_Publish() {
 	n3, _ := hub.Publish("line-3", sse.Event{Data: []byte("line 3 running")})
 	n4, _ := hub.Publish("line-4", sse.Event{Data: []byte("line 4 running")})
 	fmt.Println("line-3:", n3, "line-4:", n4)
-	ev, _ := sse.NewDecoder(resp.Body).Decode()
+	d := sse.NewDecoder(resp.Body)
+	d.Decode() // the stream's sse.PositionEvent
+	ev, _ := d.Decode()
 	fmt.Println(string(ev.Data))
 	// Output:
 	// line-3: 1 line-4: 0
@@ -169,9 +179,9 @@ func ExampleHub_ServeHTTP_replay() {
 	// three
 }
 
-// firstEventID reads the id of the first event in the hub's history by
-// resuming from the position before it, which the hub tells every new
-// stream in an id-only block.
+// firstEventID reads the id of the first event in the hub's history from
+// the epoch of the position the hub tells every new stream (in its
+// sse.PositionEvent).
 func firstEventID(url string, hub *sse.Hub) string {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -275,8 +285,8 @@ func ExampleHub_Shutdown() {
 }
 
 // A server holding very many mostly idle streams can let the hub take
-// HTTP/1.x connections over (Config.Hijack): a third less memory per idle
-// stream. net/http then no longer tracks those connections, so register
+// HTTP/1.x connections over (Config.Hijack): less than half the memory per
+// idle stream. net/http then no longer tracks those connections, so register
 // the hub's shutdown with the server's.
 func ExampleConfig_hijack() {
 	connected := make(chan struct{}, 1)
@@ -298,13 +308,15 @@ func ExampleConfig_hijack() {
 	defer resp.Body.Close()
 	<-connected
 	hub.Broadcast(sse.Event{Type: "point", Data: []byte(`{"id":"TT-101","value":71.4}`)})
-	ev, _ := sse.NewDecoder(resp.Body).Decode()
+	d := sse.NewDecoder(resp.Body)
+	d.Decode() // the stream's sse.PositionEvent
+	ev, _ := d.Decode()
 	fmt.Println(ev.Type, string(ev.Data))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	fmt.Println("server:", srv.Config.Shutdown(ctx)) // ends the stream too
-	_, err = sse.NewDecoder(resp.Body).Decode()
+	_, err = d.Decode()
 	fmt.Println("stream:", err)
 	// Output:
 	// point {"id":"TT-101","value":71.4}

@@ -8,12 +8,14 @@ import "time"
 // while the hub has streams: register starts it, and it returns when a tick
 // finds none, or when Shutdown begins.
 //
-// The comment frame also carries an id-only block with the hub's current
-// position. A stream that rarely receives events (a quiet topic) would
-// otherwise keep an old Last-Event-ID that history may have dropped by the
-// time it reconnects, and get a ResetEvent although it missed nothing. Every
-// event the stream may receive up to that position is queued before the
-// heartbeat, so moving its resume point there skips nothing.
+// The heartbeat is a lone comment line, ":" and a line feed, with no blank
+// line after it: it ends no block, so no client dispatches anything for it
+// (some hand the application an empty event for every blank line, comments
+// only or not), and it moves no resume point. None needs moving: a stream
+// on a quiet topic resumes exactly from an old Last-Event-ID as long as
+// none of its audiences lost an event since (see Broker.Replay). Clients
+// ignore a comment line wherever it falls, so it may begin the next event's
+// block.
 func (h *Hub) beat() {
 	defer h.track.done()
 	t := time.NewTicker(h.cfg.Heartbeat / 2)
@@ -36,16 +38,13 @@ func (h *Hub) beat() {
 // tick queues heartbeats to idle streams. It reports false, having marked
 // the heartbeat stopped, when there are no streams left.
 func (h *Hub) tick() bool {
-	// The write lock keeps deliveries out, so every message up to the
-	// current position has been queued to the streams it is for, and none
-	// is queued after the heartbeat that it should precede.
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.reg.all) == 0 {
 		h.heartbeat = false
 		return false
 	}
-	m := heartbeatMessage(*h.lastPos.Load())
+	m := heartbeatMessage()
 	var n uint64
 	for _, s := range h.reg.all {
 		if !s.wrote.Swap(false) && s.enqueue(m) {
@@ -56,14 +55,9 @@ func (h *Hub) tick() bool {
 	return true
 }
 
-// heartbeatMessage builds the heartbeat frame: a comment, plus an id-only
-// block when the hub has delivered anything.
-func heartbeatMessage(pos string) *Message {
-	b := []byte(":\n")
-	if pos != "" {
-		b = appendIDLine(b, pos)
-	}
-	m := control(b, '\n')
+// heartbeatMessage builds the heartbeat frame (see Hub.beat).
+func heartbeatMessage() *Message {
+	m := control([]byte(":\n"))
 	m.heartbeat = true
 	return m
 }

@@ -133,7 +133,7 @@ func TestHijackWritesTheResponseItself(t *testing.T) {
 		}
 		body.WriteString(line)
 	}
-	if !regexp.MustCompile(`^retry: 1500\n\nid: \S+\n\nid: \S+\nevent: tick\ndata: one\ndata: two\n\n$`).MatchString(body.String()) {
+	if !regexp.MustCompile(`^retry: 1500\nid: \S+\nevent: sse-position\ndata:\n\nid: \S+\nevent: tick\ndata: one\ndata: two\n\n$`).MatchString(body.String()) {
 		t.Fatalf("body %q", body.String())
 	}
 }
@@ -259,7 +259,7 @@ func TestHijackHandlerReturnsWhileStreaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := NewDecoder(br)
-	ev, err := d.Decode()
+	ev, err := decodeEvent(d)
 	if err != nil || string(ev.Data) != "after the handler" {
 		t.Fatalf("got %q, %v", ev.Data, err)
 	}
@@ -290,7 +290,7 @@ func TestHijackPanickingOnDisconnectIsLogged(t *testing.T) {
 	if _, err := h.Broadcast(Event{Data: []byte("still here")}); err != nil {
 		t.Fatal(err)
 	}
-	if ev, err := NewDecoder(br).Decode(); err != nil || string(ev.Data) != "still here" {
+	if ev, err := decodeEvent(NewDecoder(br)); err != nil || string(ev.Data) != "still here" {
 		t.Fatalf("got %q, %v", ev.Data, err)
 	}
 	h.Close()

@@ -218,6 +218,7 @@ func (h *Hub) Stats() Stats {
 	st.SlowDisconnects = h.stats.slow.Load()
 	st.Replays = h.stats.replays.Load()
 	st.Resets = h.stats.resets.Load()
+	st.ResetsBy = h.stats.resetsBy()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()
 	st.Heartbeats = h.stats.heartbeats.Load()
@@ -495,11 +496,15 @@ func setStreamHeaders(hdr http.Header) {
 	hdr.Set("X-Accel-Buffering", "no")
 }
 
-// retryFrame appends a block holding only a retry field.
+// retryFrame appends a retry field line, with no blank line after it: it
+// joins the stream's first block, since several popular clients
+// (@microsoft/fetch-event-source, the Go clients) hand the application an
+// empty event for a block that holds nothing but a retry field. Every
+// client applies the field as soon as it reads the line.
 func retryFrame(dst []byte, d time.Duration) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, max(d.Milliseconds(), 1), 10)
-	return append(dst, '\n', '\n')
+	return append(dst, '\n')
 }
 
 // randomClientID is the default Config.ClientID: 96 random bits.

@@ -43,12 +43,15 @@ func (k StartKind) String() string {
 //     when history cannot cover the gap, one ResetEvent;
 //   - without one, or after a reset, the snapshot: the newest event of
 //     every state it may see, up to pos;
-//   - an id-only block setting the client's resume point to pos, so that a
-//     reconnect resumes from here even if no event reached the stream.
+//   - then a PositionEvent setting the client's resume point to
+//     pos, so that a reconnect resumes from here even if no event reached
+//     the stream. A resumed stream needs none, its client's Last-Event-ID
+//     resumes exactly as long as nothing it may receive is lost, unless it
+//     got topic state instead of a replay (see below).
 //
 // whole is false when the start could not be collected up to pos (the
 // stream ended meanwhile, the Broker failed): then the batch has no
-// position block, since a resume point must never pass an event the
+// PositionEvent, since a resume point must never pass an event the
 // stream is entitled to and did not get, and the stream must end once the
 // batch is written. plan runs before OnConnect, so the hook knows how the
 // stream starts.
@@ -61,8 +64,7 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 	pos, topics := reg.pos, reg.topics
 	to := s.audiences(topics)
 	kind, whole = StartFresh, true
-	resumed := "" // the position the batch leaves the client at
-	why := ""     // the reason of a reset
+	why := "" // the reason of a reset
 	if last := s.info.LastEventID; last != "" {
 		var missed []*Message
 		var ok, complete bool
@@ -93,15 +95,17 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 					}
 				}
 				missed = append(idless(state), missed...)
-			}
-			resumed = endsAt(missed)
-			if complete && pos != "" && resumed != pos {
-				missed = append(missed, control(appendIDLine(nil, pos), '\n'))
+				// The state has no ids, and the replay skipped the
+				// topics' keyed events it replaces: move the client past
+				// them, or its next resume would bring them again.
+				if complete && pos != "" {
+					missed = append(missed, control(positionFrame(pos)))
+				}
 			}
 			return StartResumed, missed, complete
 		}
 		kind = StartReset
-		h.stats.resets.Add(1)
+		h.stats.countReset(why)
 		h.log.Info("sse: cannot resume, sending reset", "client", s.info.ClientID, "last_event_id", cut(last), "reason", why)
 	}
 	snap, err := h.snapshot(ctx, s, to, topics, pos)
@@ -118,26 +122,16 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 		// The reset's id moves the client's resume point only when nothing
 		// follows it: a snapshot cut short must leave the client with its
 		// unusable id, so that it is reset (and gets the snapshot) again.
-		id := ""
 		if len(snap) == 0 && whole {
-			id, resumed = pos, pos
+			return kind, append(batch, control(resetFrame(pos, why))), whole
 		}
-		batch = append(batch, control(resetFrame(id, why)))
+		batch = append(batch, control(resetFrame("", why)))
 	}
 	batch = append(batch, snap...)
-	if whole && pos != "" && resumed != pos {
-		batch = append(batch, control(appendIDLine(nil, pos), '\n'))
+	if whole && pos != "" {
+		batch = append(batch, control(positionFrame(pos)))
 	}
 	return kind, batch, whole
-}
-
-// endsAt returns the position the client of a batch of events is left at:
-// the last one's, unless it has an id of the application's, or none.
-func endsAt(batch []*Message) string {
-	if len(batch) == 0 || batch[len(batch)-1].ID != "" {
-		return ""
-	}
-	return batch[len(batch)-1].Pos
 }
 
 // start writes the planned batch. It returns false, with the reason, if the
@@ -340,10 +334,16 @@ func (h *Hub) writeAll(s *stream, batch []*Message) error {
 	}
 }
 
-// control wraps hub-made bytes (retry, reset, id-only blocks) as a message
+// control wraps hub-made bytes (retry, reset, position, heartbeat) as a message
 // that never enters history.
 func control(frame []byte, more ...byte) *Message {
 	return &Message{frame: append(frame, more...)}
+}
+
+// positionFrame builds the PositionEvent frame for pos.
+func positionFrame(pos string) []byte {
+	b := appendIDLine(nil, pos)
+	return append(b, "event: "+PositionEvent+"\ndata:\n\n"...)
 }
 
 // resetFrame builds the ResetEvent frame: its id, if not empty, moves the

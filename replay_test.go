@@ -1,6 +1,8 @@
 package sse
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -175,6 +177,9 @@ func TestResetWhenHistoryCannotResume(t *testing.T) {
 		c.stop()
 		waitStreams(t, h, 0)
 		current = strings.Split(current, "-")[0] + "-" + strconv.Itoa(13+2*i)
+	}
+	if got, want := h.Stats().ResetsBy, (Resets{Expired: 1, Epoch: 1, Unknown: 4}); got != want {
+		t.Fatalf("resets by reason %+v, want %+v", got, want)
 	}
 }
 
@@ -430,27 +435,34 @@ func TestHistoryBytesBound(t *testing.T) {
 	}
 }
 
-// An application-set ID resumes while its event is in history, and resets
-// once the event has left it.
-func TestUserSetIDLeavesHistory(t *testing.T) {
+// An application-set ID resumes after its event has left history, as long
+// as nothing the stream may receive went with it, and resets once
+// something did.
+func TestUserSetIDBeyondHistory(t *testing.T) {
 	h, srv := newTestHub(t, Config{History: 4})
 	h.Broadcast(Event{ID: "order-1", Data: []byte("1")})
-	h.Broadcast(data("after"))
+	for range 8 { // history wraps twice, over events of another audience
+		h.Publish("elsewhere", data("not for the client"))
+	}
 	c := dial(t, nil, srv.URL, lastEventID("order-1"))
-	if ev := c.next(); string(ev.Data) != "after" {
-		t.Fatalf("got %q", ev.Data)
+	h.Broadcast(data("live"))
+	if ev := c.next(); ev.Type == ResetEvent || string(ev.Data) != "live" {
+		t.Fatalf("got %s %q, want the live event and no reset", ev.Type, ev.Data)
 	}
 	c.stop()
 	waitStreams(t, h, 0)
-	for range 4 {
+	for range 4 { // the broadcast "live" leaves history
 		h.Broadcast(data("more"))
 	}
 	c = dial(t, nil, srv.URL, lastEventID("order-1"))
-	if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "unknown" {
-		t.Fatalf("got %s %q", ev.Type, ev.Data)
+	if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "expired" {
+		t.Fatalf("got %s %q, want a reset", ev.Type, ev.Data)
 	}
-	if len(h.mem.ids) != 0 {
-		t.Fatalf("the ID index still holds %v", h.mem.ids)
+	c.stop()
+	waitStreams(t, h, 0)
+	c = dial(t, nil, srv.URL, lastEventID("order-2"))
+	if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "unknown" {
+		t.Fatalf("an ID never seen: got %s %q", ev.Type, ev.Data)
 	}
 }
 
@@ -468,5 +480,39 @@ func TestLastEventIDIsLoggedCut(t *testing.T) {
 	out := logged.String()
 	if !strings.Contains(out, "(65536 bytes)") || strings.Contains(out, strings.Repeat("x", 100)) {
 		t.Fatalf("log holds %d bytes, want the id cut: %.300q", len(out), out)
+	}
+}
+
+// answeringBroker is the in-memory broker whose Replay gives a fixed answer.
+type answeringBroker struct {
+	*memoryBroker
+	reason string
+	err    error
+}
+
+func (b *answeringBroker) Replay(context.Context, string, string, []Target, func(*Message) bool) (bool, string, error) {
+	return false, b.reason, b.err
+}
+
+// A Broker that fails to replay, or names a reason of its own, resets the
+// stream, and Stats counts it by reason.
+func TestResetsByReason(t *testing.T) {
+	for _, tt := range []struct {
+		b    *answeringBroker
+		data string
+		want Resets
+	}{
+		{&answeringBroker{err: errors.New("disk on fire")}, "unavailable", Resets{Unavailable: 1}},
+		{&answeringBroker{reason: "trimmed"}, "trimmed", Resets{Other: 1}},
+	} {
+		tt.b.memoryBroker = newMemoryBroker(16, 16)
+		h, srv := newTestHub(t, Config{Broker: tt.b, Heartbeat: -1})
+		c := dial(t, nil, srv.URL, lastEventID("anything"))
+		if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != tt.data {
+			t.Fatalf("got %s %q, want a reset %q", ev.Type, ev.Data, tt.data)
+		}
+		if st := h.Stats(); st.Resets != 1 || st.ResetsBy != tt.want || st.Replays != 0 {
+			t.Fatalf("stats %+v, want resets %+v", st, tt.want)
+		}
 	}
 }

@@ -268,3 +268,101 @@ func TestClientStopsReadingMidReplay(t *testing.T) {
 		}
 	}
 }
+
+// A stream on a quiet topic resumes exactly after the history has wrapped
+// many times over events it may not receive, whether it had received an
+// event or only its start's PositionEvent, with history kept or none; it
+// is reset once, and only, when an event it may receive is really gone.
+func TestQuietStreamResumesExactly(t *testing.T) {
+	url := func(srv string) string { return srv + "?id=ann&topic=quiet" }
+	byQuery := func(r *http.Request) (string, error) { return r.URL.Query().Get("id"), nil }
+	for _, history := range []int{8, -1} {
+		t.Run(fmt.Sprint("history=", history), func(t *testing.T) {
+			cfg := Config{History: history, Heartbeat: -1, Topics: queryTopics, ClientID: byQuery}
+
+			// After an event of its own.
+			h, srv := newTestHub(t, cfg)
+			c := dial(t, nil, url(srv.URL), nil)
+			waitStreams(t, h, 1)
+			h.Publish("quiet", data("first"))
+			if ev := c.next(); string(ev.Data) != "first" {
+				t.Fatalf("got %+v", ev)
+			}
+			last := c.stop()
+			waitStreams(t, h, 0)
+			for range 80 {
+				h.Publish("loud", data("not for ann"))
+			}
+			if history > 0 {
+				h.Publish("quiet", data("news"))
+			}
+			c = dial(t, nil, url(srv.URL), lastEventID(last))
+			waitStreams(t, h, 1)
+			h.Send("ann", data("live"))
+			want := []string{"news", "live"}
+			if history < 0 {
+				want = want[1:]
+			}
+			for _, w := range want {
+				if ev := c.next(); ev.Type == ResetEvent || string(ev.Data) != w {
+					t.Fatalf("resumed from %s: got %s %q, want %q", last, ev.Type, ev.Data, w)
+				}
+			}
+			last = c.stop()
+			waitStreams(t, h, 0)
+
+			// Before any event: its resume point is its start's position.
+			fresh, pos := dialAt(t, srv.URL+"?id=bob&topic=quiet", nil)
+			if fresh.positions.Load() != 1 {
+				t.Fatalf("the fresh stream read %d PositionEvents, want 1", fresh.positions.Load())
+			}
+			fresh.stop()
+			waitStreams(t, h, 0)
+			for range 80 {
+				h.Publish("loud", data("not for bob"))
+			}
+			if history > 0 {
+				h.Send("bob", data("hello"))
+				h.Broadcast(data("to all"))
+			}
+			c = dial(t, nil, srv.URL+"?id=bob&topic=quiet", lastEventID(pos))
+			waitStreams(t, h, 1)
+			h.Publish("quiet", data("live"))
+			want = []string{"hello", "to all", "live"}
+			if history < 0 {
+				want = want[2:]
+			}
+			for _, w := range want {
+				if ev := c.next(); ev.Type == ResetEvent || string(ev.Data) != w {
+					t.Fatalf("resumed from its start %s: got %s %q, want %q", pos, ev.Type, ev.Data, w)
+				}
+			}
+			if n := c.positions.Load(); n != 0 {
+				t.Fatalf("a resumed stream got %d PositionEvents", n)
+			}
+			c.stop()
+			waitStreams(t, h, 0)
+			if st := h.Stats(); st.Resets != 0 || st.Replays != 2 {
+				t.Fatalf("stats %+v, want 2 replays and no reset", st)
+			}
+
+			// A real loss: an event for ann leaves history while she is away.
+			h.Publish("quiet", data("lost"))
+			for range 80 {
+				h.Publish("loud", data("not for ann"))
+			}
+			c = dial(t, nil, url(srv.URL), lastEventID(last))
+			if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "expired" {
+				t.Fatalf("got %s %q, want a reset", ev.Type, ev.Data)
+			}
+			waitStreams(t, h, 1)
+			h.Publish("quiet", data("after"))
+			if ev := c.next(); ev.Type == ResetEvent || string(ev.Data) != "after" {
+				t.Fatalf("after the reset: got %s %q", ev.Type, ev.Data)
+			}
+			if st := h.Stats(); st.Resets != 1 || st.ResetsBy != (Resets{Expired: 1}) {
+				t.Fatalf("stats %+v, want one reset, expired", st)
+			}
+		})
+	}
+}

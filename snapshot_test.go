@@ -369,3 +369,35 @@ func TestSubscribeWhileAway(t *testing.T) {
 		t.Fatalf("the resume got %q first, want the topic's state", ev.Data)
 	}
 }
+
+// A resume that got a topic's state instead of its replay ends past that
+// state: the next resume, now past the subscription, does not bring the
+// topic's keyed events the state replaced once more.
+func TestResumeAfterStateIsNotRepeated(t *testing.T) {
+	h, srv := newTestHub(t, Config{ClientID: headerID, Topics: queryTopics, Heartbeat: -1})
+	c, start := dialAt(t, srv.URL, user("ann"))
+	c.stop()
+	waitStreams(t, h, 0)
+	h.Subscribe("ann", "line") // while away
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 1")})
+	h.Send("ann", data("note")) // after the subscription, with an id
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 2")})
+
+	c = dial(t, nil, srv.URL+"?topic=line", withHeader(user("ann"), lastEventID(start)))
+	for _, want := range []string{"speed 2", "note"} {
+		if ev := c.next(); string(ev.Data) != want {
+			t.Fatalf("the resume got %q, want %q", ev.Data, want)
+		}
+	}
+	// Its position comes after them: a PositionEvent.
+	waitFor(t, "a PositionEvent after the topic's state", func() bool { return c.positions.Load() == 1 })
+	last := c.stop()
+	waitStreams(t, h, 0)
+
+	c = dial(t, nil, srv.URL+"?topic=line", withHeader(user("ann"), lastEventID(last)))
+	waitStreams(t, h, 1)
+	h.Send("ann", data("live"))
+	if ev := c.next(); string(ev.Data) != "live" {
+		t.Fatalf("the second resume got %q, want nothing before the live event", ev.Data)
+	}
+}

@@ -50,13 +50,34 @@ import (
 // cannot be resumed: the id is unknown, older than the history, or from
 // another hub epoch (an earlier run of the process). Its data is the reason,
 // one of "unknown", "expired" or "epoch" (or "unavailable" when the Broker
-// failed to replay). The snapshot of keyed state follows it, then the hub's
-// position, so the next reconnect resumes from there (the reset carries the
-// position as its own id when no snapshot follows). A page should treat it
-// as "reload your state", for example by fetching a snapshot:
+// failed to replay). The snapshot of keyed state follows it, then a
+// PositionEvent, so the next reconnect resumes from there (the reset
+// carries the position as its own id when no snapshot follows). It is sent
+// only when an event the stream may receive is really gone, or the id
+// cannot be placed. A page should treat it as "reload your state", for
+// example by fetching a snapshot:
 //
 //	es.addEventListener("sse-reset", () => reloadEverything());
 const ResetEvent = "sse-reset"
+
+// PositionEvent is the type of the event that tells a stream's client its
+// resume point without carrying anything: its id is the hub's position and
+// its data is empty. A Hub sends one at the end of a fresh or reset
+// stream's start (after the snapshot; a reset without one carries the
+// position itself), so that a client that gets no event before it drops
+// still resumes without a gap. A resumed stream keeps its client's
+// Last-Event-ID (but for one that gets the state of a topic subscribed at
+// run time instead of its replay, see Hub.Subscribe), and heartbeats carry
+// no id.
+//
+// It is a named event because that is the one form every popular client
+// both dispatches and takes the id of: a browser's EventSource and npm's
+// eventsource move their resume point and never pass it to onmessage (an
+// id-only block would not move npm eventsource's), while clients with a
+// single handler for every event, such as @microsoft/fetch-event-source and
+// the Go clients, hand it to the application once per fresh start:
+// ignore the type there.
+const PositionEvent = "sse-position"
 
 // ErrHubClosed is returned by Send, Broadcast, Publish and friends after
 // Shutdown or Close has begun.

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -62,6 +63,8 @@ type testClient struct {
 	errc   chan error // the decoder's final error
 	dec    *Decoder
 	br     *bufio.Reader
+
+	positions atomic.Int64 // PositionEvents read, which events does not carry
 }
 
 // dial opens a stream to url with the given request headers and fails the
@@ -103,10 +106,10 @@ func tryDial(t testing.TB, client *http.Client, url string, header http.Header) 
 	return c, resp
 }
 
-// dialAt opens a stream and reads its opening blocks synchronously, up to
-// the id-only block that tells the client the hub's position, which it
-// returns. Events before it (a snapshot) and after it are then read as by
-// dial.
+// dialAt opens a fresh or reset stream and reads its opening blocks
+// synchronously, up to the PositionEvent that tells the client the hub's
+// position (or the ResetEvent that carries it), which it returns. Events
+// before it (a reset, a snapshot) and after it are then read as by dial.
 func dialAt(t testing.TB, url string, header http.Header) (*testClient, string) {
 	t.Helper()
 	c, resp := tryDial(t, nil, url, header)
@@ -126,21 +129,28 @@ func dialAt(t testing.TB, url string, header http.Header) (*testClient, string) 
 			block = append(block, line)
 			continue
 		}
-		if len(block) == 1 && strings.HasPrefix(block[0], "id: ") {
-			pos := strings.TrimSuffix(strings.TrimPrefix(block[0], "id: "), "\n")
-			c.start(pos)
-			return c, pos
-		}
 		d := NewDecoder(strings.NewReader(strings.Join(block, "") + "\n"))
-		if ev, err := d.Decode(); err == nil {
-			c.events <- ev
-		}
+		ev, err := d.Decode()
 		block = block[:0]
+		if err != nil {
+			continue
+		}
+		if ev.Type == PositionEvent {
+			c.positions.Add(1)
+			c.start(ev.ID)
+			return c, ev.ID
+		}
+		c.events <- ev
+		if ev.Type == ResetEvent && ev.ID != "" {
+			c.start(ev.ID)
+			return c, ev.ID
+		}
 	}
 }
 
 // start decodes the stream on its own goroutine; seed is the last event ID
-// the client already has.
+// the client already has. PositionEvents move the decoder's last event ID
+// and are counted, not passed on, as an application ignores them.
 func (c *testClient) start(seed string) {
 	if c.br == nil {
 		c.br = bufio.NewReader(c.resp.Body)
@@ -155,6 +165,10 @@ func (c *testClient) start(seed string) {
 				c.errc <- err
 				return
 			}
+			if ev.Type == PositionEvent && len(ev.Data) == 0 {
+				c.positions.Add(1) // and skipped, as decodeEvent does
+				continue
+			}
 			c.events <- ev
 		}
 	}()
@@ -163,6 +177,17 @@ func (c *testClient) start(seed string) {
 func (c *testClient) close() {
 	c.cancel()
 	c.resp.Body.Close()
+}
+
+// decodeEvent returns d's next event but for PositionEvents, which it
+// skips as an application does.
+func decodeEvent(d *Decoder) (Event, error) {
+	for {
+		ev, err := d.Decode()
+		if err != nil || ev.Type != PositionEvent || len(ev.Data) != 0 {
+			return ev, err
+		}
+	}
 }
 
 // next returns the next event, failing the test if none comes in time or

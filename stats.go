@@ -13,8 +13,9 @@ type Stats struct {
 	Queued          uint64 // frames queued to streams: one per recipient
 	Written         uint64 // frames written to streams, replays included
 	SlowDisconnects uint64 // streams ended because their queue overflowed
-	Replays         uint64 // reconnects resumed from Last-Event-ID
-	Resets          uint64 // reconnects sent a ResetEvent instead
+	Replays         uint64 // reconnects resumed exactly from Last-Event-ID, also from before the history
+	Resets          uint64 // reconnects sent a ResetEvent instead: the sum of ResetsBy
+	ResetsBy        Resets // Resets by reason
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
@@ -27,8 +28,43 @@ type Stats struct {
 	Compressed      uint64 // streams that middleware gave a Content-Encoding (see Hub.ServeHTTP)
 }
 
+// Resets counts the reconnects sent a ResetEvent, by its reason.
+type Resets struct {
+	Expired     uint64 // an event the stream may receive has left history since its Last-Event-ID
+	Unknown     uint64 // the Last-Event-ID is no position of the hub's, nor an ID it remembers
+	Epoch       uint64 // the Last-Event-ID is from another epoch: an earlier run, a broker that lost its data
+	Unavailable uint64 // the Broker failed to replay
+	Other       uint64 // any other reason a Broker gave
+}
+
 // counters are the hub's running totals.
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, unflushable, compressed                                               atomic.Uint64
+	expired, unknown, epoch, unavailable, otherReset                                  atomic.Uint64
+}
+
+// countReset counts a reset for reason why.
+func (c *counters) countReset(why string) {
+	c.resets.Add(1)
+	switch why {
+	case "expired":
+		c.expired.Add(1)
+	case "unknown":
+		c.unknown.Add(1)
+	case "epoch":
+		c.epoch.Add(1)
+	case "unavailable":
+		c.unavailable.Add(1)
+	default:
+		c.otherReset.Add(1)
+	}
+}
+
+// resetsBy reads the resets by reason.
+func (c *counters) resetsBy() Resets {
+	return Resets{
+		Expired: c.expired.Load(), Unknown: c.unknown.Load(), Epoch: c.epoch.Load(),
+		Unavailable: c.unavailable.Load(), Other: c.otherReset.Load(),
+	}
 }

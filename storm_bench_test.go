@@ -16,8 +16,8 @@ import (
 )
 
 // liveWriter is a discarding ResponseWriter that reports when its stream
-// has gone live: when the id-only block that ends a stream's start has been
-// written.
+// has gone live: when the PositionEvent (or ResetEvent with an id) that
+// ends a reset stream's start has been written.
 type liveWriter struct {
 	discardWriter
 	live func()
@@ -25,15 +25,16 @@ type liveWriter struct {
 }
 
 func (w *liveWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() && endsWithPositionBlock(p) {
+	if !w.done.Load() && endsWithPosition(p) {
 		w.done.Store(true)
 		w.live()
 	}
 	return len(p), nil
 }
 
-// endsWithPositionBlock reports whether p ends with an id-only block.
-func endsWithPositionBlock(p []byte) bool {
+// endsWithPosition reports whether p's last block gives the client a
+// position: an id line and a PositionEvent or ResetEvent.
+func endsWithPosition(p []byte) bool {
 	body, ok := bytes.CutSuffix(p, []byte("\n\n"))
 	if !ok {
 		return false
@@ -41,7 +42,8 @@ func endsWithPositionBlock(p []byte) bool {
 	if i := bytes.LastIndex(body, []byte("\n\n")); i >= 0 {
 		body = body[i+2:]
 	}
-	return bytes.HasPrefix(body, []byte("id: ")) && bytes.IndexByte(body, '\n') < 0
+	return bytes.HasPrefix(body, []byte("id: ")) &&
+		(bytes.Contains(body, []byte("\nevent: "+PositionEvent+"\n")) || bytes.Contains(body, []byte("\nevent: "+ResetEvent+"\n")))
 }
 
 // BenchmarkReconnectStorm measures a restart's reconnect storm: 10,000
