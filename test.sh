@@ -31,6 +31,16 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
+# The interop module's tests run npm's SSE clients under Node 20: install
+# them exactly as interop/node/package-lock.json pins them. The loop below
+# then vets and tests ./interop like every other module.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: the interop tests need Node 20 and npm (Debian: apt-get install nodejs npm)" >&2
+  exit 1
+fi
+echo "== interop: npm ci"
+npm ci --prefix interop/node --no-audit --no-fund --silent
+
 # Every module: the root, then the examples and tools that have their own.
 modules=$(find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
 for m in $modules; do

@@ -1,0 +1,7 @@
+// Package interop holds no code of its own: its tests run the hub of
+// github.com/ssehub/sse against real Server-Sent Events clients (headless
+// Chromium's EventSource, npm eventsource, @microsoft/fetch-event-source
+// and three Go client libraries) and check that each of them resumes,
+// resets and stays quiet the way the hub promises. See RESULTS.md for the
+// last recorded run and interop_test.go for the scenarios.
+package interop
