@@ -56,7 +56,10 @@ func (x *seqIndex[K]) set(k K, seq uint64) {
 	for len(x.at) > x.max || x.bytes > x.maxBytes {
 		x.forgetOldest()
 	}
-	if live := len(x.log) - x.head; live > 2*len(x.at)+64 {
+	// Compact when outdated entries make up most of what is left, or the
+	// forgotten ones most of the log, so it stays within a few times the
+	// keys remembered.
+	if live := len(x.log) - x.head; live > 2*len(x.at)+64 || x.head > live+64 {
 		x.compact()
 	}
 }
@@ -76,8 +79,8 @@ func (x *seqIndex[K]) forgetOldest() {
 	}
 }
 
-// compact drops the outdated entries of the log: at most half of it is
-// then outdated, so each update costs O(1) amortized.
+// compact drops the forgotten and outdated entries of the log. It runs
+// only once they outnumber the rest, so each update costs O(1) amortized.
 func (x *seqIndex[K]) compact() {
 	kept := x.log[:0]
 	for _, e := range x.log[x.head:] {

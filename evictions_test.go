@@ -33,6 +33,15 @@ func TestSeqIndexBounds(t *testing.T) {
 		t.Fatalf("by bytes: %d keys, %d bytes, forgot %d", len(y.at), y.bytes, y.forgot)
 	}
 
+	// Ever new keys, each forgetting the oldest: the log does not grow.
+	w := newSeqIndex(10, 1<<20, func(k string) int { return len(k) })
+	for i := range 10_000 {
+		w.set(fmt.Sprint("k", i), uint64(i+1))
+	}
+	if len(w.log) > 3*len(w.at)+130 || len(w.at) != 10 || w.forgot != 9_990 {
+		t.Fatalf("log of %d entries (head %d) for %d keys; forgot %d", len(w.log), w.head, len(w.at), w.forgot)
+	}
+
 	// One key updated again and again: the log does not grow with it.
 	z := newSeqIndex(10, 1<<20, func(k string) int { return len(k) })
 	for i := range 10_000 {
