@@ -136,7 +136,9 @@ func (s *testStack) tryStream(path, lastID string) (*testStream, error) {
 }
 
 // read hands each event over unbuffered, so that resume is exactly where a
-// browser that handled every event it was given would resume from.
+// browser that handled every event it was given would resume from. Like
+// the page, it does not listen for sse.PositionEvent, which only moves the
+// resume point.
 func (st *testStream) read(dec *sse.Decoder) {
 	defer close(st.ended)
 	for {
@@ -146,6 +148,9 @@ func (st *testStream) read(dec *sse.Decoder) {
 			st.resume = dec.LastEventID()
 			close(st.events)
 			return
+		}
+		if ev.Type == sse.PositionEvent {
+			continue // moves the resume point only, as in the page
 		}
 		select {
 		case st.events <- ev:
