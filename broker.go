@@ -107,6 +107,15 @@ type Message struct {
 	// data lines and the blank line that ends the frame.
 	Body []byte
 
+	// Gap, set by a Broker on a message it delivers instead of an event,
+	// says that messages before it will never be delivered to this hub
+	// (its follower fell behind a history that was trimmed meanwhile, for
+	// example); Pos is then the position after them, and the other fields
+	// are unused. The hub ends every open stream (ReasonUnavailable): their
+	// clients reconnect and resume from what they received, exactly or
+	// with a reset, never past a silent gap.
+	Gap bool
+
 	buf       []byte // Body with idHeadroom bytes before it, when the hub encoded it
 	frame     []byte // the id line and Body, built once per message
 	queued    int    // streams the local delivery queued it to

@@ -22,7 +22,8 @@ const (
 	// before it told its client a position it had not reached: the Broker
 	// failed to read the snapshot, or (with several nodes) this hub's
 	// deliveries did not catch up with the client's Last-Event-ID in
-	// time. The client reconnects and tries again.
+	// time; or the Broker lost deliveries to this hub (Message.Gap). The
+	// client reconnects and tries again.
 	ReasonUnavailable
 )
 

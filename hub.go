@@ -161,6 +161,10 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 // deliver queues m to the streams it is for. The broker calls it in
 // position order, one message at a time.
 func (h *Hub) deliver(m *Message) {
+	if m.Gap {
+		h.gap(m)
+		return
+	}
 	m.buildFrame()
 	n := 0
 	h.mu.RLock()
@@ -193,6 +197,25 @@ func (h *Hub) deliver(m *Message) {
 	h.stats.queued.Add(uint64(n))
 }
 
+// gap handles a Broker's report that messages before m were lost to this
+// hub: every stream open now ends once it has written what it was queued,
+// so that its client resumes from what it really received.
+func (h *Hub) gap(m *Message) {
+	h.mu.RLock()
+	streams := append([]*stream(nil), h.reg.all...)
+	if m.Pos != "" {
+		pos := m.Pos
+		h.lastPos.Store(&pos)
+	}
+	h.mu.RUnlock()
+	h.stats.gaps.Add(1)
+	h.log.Error("sse: the Broker lost deliveries to this hub: ending every stream, so that clients resume exactly",
+		"streams", len(streams), "after", m.Pos)
+	for _, s := range streams {
+		s.close(ReasonUnavailable)
+	}
+}
+
 // Disconnect ends every open stream of clientID, after each has written what
 // was already queued to it, and returns how many streams that was. Browsers
 // reconnect unless the application answers their next request with an
@@ -219,6 +242,7 @@ func (h *Hub) Stats() Stats {
 	st.Replays = h.stats.replays.Load()
 	st.Resets = h.stats.resets.Load()
 	st.ResetsBy = h.stats.resetsBy()
+	st.BrokerGaps = h.stats.gaps.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()
 	st.Heartbeats = h.stats.heartbeats.Load()

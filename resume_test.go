@@ -366,3 +366,50 @@ func TestQuietStreamResumesExactly(t *testing.T) {
 		})
 	}
 }
+
+// gapBroker is the in-memory broker with a way to report a gap in its
+// deliveries, as a shared engine's follower that fell behind would.
+type gapBroker struct {
+	*memoryBroker
+	deliver func(*Message)
+}
+
+func (b *gapBroker) Subscribe(deliver func(*Message)) (string, error) {
+	b.deliver = deliver
+	return b.memoryBroker.Subscribe(deliver)
+}
+
+// A Broker that reports lost deliveries (Message.Gap) ends every stream,
+// once each has written what it was queued, so that their clients resume
+// from what they received; new streams start normally.
+func TestBrokerGapEndsEveryStream(t *testing.T) {
+	b := &gapBroker{memoryBroker: newMemoryBroker(64, 16)}
+	reasons := make(chan DisconnectReason, 4)
+	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) { reasons <- r }})
+	one, two := dial(t, nil, srv.URL, nil), dial(t, nil, srv.URL, nil)
+	waitStreams(t, h, 2)
+	h.Broadcast(data("before"))
+	b.mu.Lock() // as the broker delivers: never concurrently with itself
+	b.deliver(&Message{Gap: true, Pos: b.pos(b.seq)})
+	b.mu.Unlock()
+	for _, c := range []*testClient{one, two} {
+		rest, err := c.drain()
+		if len(rest) != 1 || string(rest[0].Data) != "before" || err == nil {
+			t.Fatalf("the stream got %v, then %v; want what was queued, then its end", rest, err)
+		}
+	}
+	for range 2 {
+		if r := <-reasons; r != ReasonUnavailable {
+			t.Fatalf("ended as %v, want unavailable", r)
+		}
+	}
+	if st := h.Stats(); st.BrokerGaps != 1 || st.Streams != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	c := dial(t, nil, srv.URL, lastEventID(one.dec.LastEventID()))
+	waitStreams(t, h, 1)
+	h.Broadcast(data("after"))
+	if ev := c.next(); ev.Type == ResetEvent || string(ev.Data) != "after" {
+		t.Fatalf("the resume got %s %q", ev.Type, ev.Data)
+	}
+}

@@ -19,6 +19,7 @@ type Stats struct {
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
+	BrokerGaps      uint64 // deliveries the Broker reported lost (Message.Gap), each ending every stream
 
 	// Streams served through a ResponseWriter that hides what streaming
 	// needs, such as middleware without an Unwrap method; the first of each
@@ -41,7 +42,7 @@ type Resets struct {
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, unflushable, compressed                                               atomic.Uint64
-	expired, unknown, epoch, unavailable, otherReset                                  atomic.Uint64
+	expired, unknown, epoch, unavailable, otherReset, gaps                            atomic.Uint64
 }
 
 // countReset counts a reset for reason why.
