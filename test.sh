@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of every module in this repository: what CI
 # runs (.ci/run calls this script). On a fresh Debian machine it installs
-# the one system package the tests need, Chromium (for the dashboard's
-# browser test), when run as root.
+# the system packages the tests need, when run as root: Chromium (the
+# browser tests) and redis-server (sseredis and examples/cluster); the
+# interop module's npm clients come from npm ci.
 #
 #   ./test.sh              # everything: vet, staticcheck, gofmt, go test -race, brief fuzzing
 #   FUZZTIME=60s ./test.sh # fuzz longer
@@ -20,6 +21,18 @@ if ! command -v chromium >/dev/null 2>&1; then
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null
   else
     echo "test.sh: the browser tests need Debian's chromium: apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing redis-server (sseredis tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null ||
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null
+  else
+    echo "test.sh: the sseredis tests need Debian's redis-server: apt-get install redis-server" >&2
     exit 1
   fi
 fi

@@ -1,0 +1,617 @@
+package sseredis
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/ssehub/sse"
+)
+
+// Options configure a Broker. The zero value is valid; each field says
+// what zero means.
+type Options struct {
+	// Stream is the Redis key of the stream; "" means "sse:events". The
+	// broker's other keys derive from it ("sse:events:epoch", ...): with
+	// Redis Cluster, give it a hash tag ("{sse}:events") so they all share
+	// a slot, as the scripts require.
+	Stream string
+
+	// History is how many entries the stream keeps for replay; 0 means
+	// sse.DefaultHistory (1024). Older entries are trimmed. Negative is an
+	// error: followers read events from the stream, so it must keep some.
+	History int
+
+	// Keys is how many keyed states (an Event.Key within its audience) are
+	// kept per audience for snapshots; 0 means sse.DefaultKeys, negative
+	// keeps none.
+	Keys int
+
+	// Block is how long a follower's XREAD blocks waiting for entries
+	// before it checks the stream again; 0 means 5 s. (Close wakes it.)
+	Block time.Duration
+
+	// Logger receives the broker's diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults and bounds.
+const (
+	defaultStream  = "sse:events"
+	defaultBlock   = 5 * time.Second
+	fetchCount     = 512              // entries a follower reads at once
+	publishTimeout = 10 * time.Second // bound on a Publish when its ctx has none
+	epochLen       = 8
+	maxBackoff     = 2 * time.Second
+	maxIDLen       = 1024 // longer Last-Event-IDs are not looked up
+)
+
+// Broker is an sse.Broker and sse.PositionComparer on a Redis Stream. Create
+// one per Hub with New; hubs on several nodes that share a Redis and a
+// Stream deliver the same events in the same order, and each serves
+// replays of all of them.
+type Broker struct {
+	client  redis.UniversalClient
+	log     *slog.Logger
+	history int
+	keys    int // per audience; 0 keeps none
+	block   time.Duration
+
+	stream, epochKey, metaKey, evictedKey, evictedOrderKey string
+	wakeKey                                                string // a stream of this broker's own, which Close writes to wake the follower
+	idsKey, idsOrderKey                                    string // the index of application-set IDs
+
+	epoch atomic.Pointer[string] // the epoch of the follower's deliveries
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	subscribed bool
+	closed     bool
+}
+
+// maxEvicted is how many audiences the eviction record remembers, maxIDs
+// how many application-set IDs the index does (variables for the tests).
+var (
+	maxEvicted = 65_536
+	maxIDs     = 65_536
+)
+
+var (
+	_ sse.Broker           = (*Broker)(nil)
+	_ sse.PositionComparer = (*Broker)(nil)
+)
+
+// New returns a Broker on client configured by opts. It checks the
+// connection (PING) and loads the broker's Lua scripts. The broker does not
+// close client: its owner does, after the hub's Shutdown.
+func New(client redis.UniversalClient, opts Options) (*Broker, error) {
+	if client == nil {
+		return nil, errors.New("sseredis: nil Redis client")
+	}
+	if opts.History < 0 {
+		return nil, fmt.Errorf("sseredis: Options.History is %d: the stream must keep entries for followers to read", opts.History)
+	}
+	if opts.Block < 0 {
+		return nil, fmt.Errorf("sseredis: Options.Block is negative (%v)", opts.Block)
+	}
+	b := &Broker{
+		client:  client,
+		log:     opts.Logger,
+		history: opts.History,
+		keys:    opts.Keys,
+		block:   opts.Block,
+		stream:  opts.Stream,
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.history == 0 {
+		b.history = sse.DefaultHistory
+	}
+	switch {
+	case b.keys == 0:
+		b.keys = sse.DefaultKeys
+	case b.keys < 0:
+		b.keys = 0
+	}
+	if b.block == 0 {
+		b.block = defaultBlock
+	}
+	if b.stream == "" {
+		b.stream = defaultStream
+	}
+	b.epochKey = b.stream + ":epoch"
+	b.metaKey = b.stream + ":meta"
+	b.evictedKey = b.stream + ":evicted"
+	b.evictedOrderKey = b.stream + ":evicted-order"
+	b.wakeKey = b.stream + ":wake:" + newToken()
+	b.idsKey = b.stream + ":ids"
+	b.idsOrderKey = b.stream + ":ids-order"
+
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("sseredis: ping: %w", err)
+	}
+	for _, s := range scripts {
+		if err := s.Load(ctx, client).Err(); err != nil {
+			return nil, fmt.Errorf("sseredis: loading scripts: %w", err)
+		}
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// audience names a Target in Redis: "e:" for everyone, "t:<topic>",
+// "c:<client ID>".
+func audience(t sse.Target) string {
+	switch t.Kind {
+	case sse.Topic:
+		return "t:" + t.Name
+	case sse.Client:
+		return "c:" + t.Name
+	}
+	return "e:"
+}
+
+// target reads an audience name back.
+func target(a string) (sse.Target, bool) {
+	kind, name, ok := strings.Cut(a, ":")
+	if !ok {
+		return sse.Target{}, false
+	}
+	switch kind {
+	case "e":
+		return sse.Target{Kind: sse.Everyone}, true
+	case "t":
+		return sse.Target{Kind: sse.Topic, Name: name}, true
+	case "c":
+		return sse.Target{Kind: sse.Client, Name: name}, true
+	}
+	return sse.Target{}, false
+}
+
+func (b *Broker) stateKey(aud string) string      { return b.stream + ":state:" + aud }
+func (b *Broker) stateOrderKey(aud string) string { return b.stream + ":state-order:" + aud }
+
+var epochEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newEpoch returns a random epoch: 8 lowercase base32 characters.
+func newEpoch() string {
+	var raw [5]byte
+	_, _ = rand.Read(raw[:]) // never fails
+	return epochEncoding.EncodeToString(raw[:])
+}
+
+// newToken returns a random token naming one Publish, so that a command
+// the client retries after a lost reply is not added twice.
+func newToken() string {
+	var raw [10]byte
+	_, _ = rand.Read(raw[:])
+	return epochEncoding.EncodeToString(raw[:])
+}
+
+// streamID is a Redis stream id.
+type streamID struct{ ms, seq uint64 }
+
+func (x streamID) String() string {
+	return strconv.FormatUint(x.ms, 10) + "-" + strconv.FormatUint(x.seq, 10)
+}
+
+func (x streamID) compare(y streamID) int {
+	if c := cmp.Compare(x.ms, y.ms); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.seq, y.seq)
+}
+
+// parseID reads "<ms>-<seq>".
+func parseID(s string) (streamID, bool) {
+	a, c, ok := strings.Cut(s, "-")
+	if !ok || !digits(a) || !digits(c) {
+		return streamID{}, false
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(c, 10, 64)
+	return streamID{ms, seq}, err1 == nil && err2 == nil
+}
+
+func digits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parsePos reads a position "<epoch>-<ms>-<seq>".
+func parsePos(p string) (epoch string, id streamID, ok bool) {
+	if len(p) < epochLen+4 || p[epochLen] != '-' {
+		return "", streamID{}, false
+	}
+	epoch = p[:epochLen]
+	for _, c := range []byte(epoch) {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return "", streamID{}, false
+		}
+	}
+	id, ok = parseID(p[epochLen+1:])
+	return epoch, id, ok
+}
+
+// Publish adds m to the stream, trimming it to History, in one script, and
+// sets m.Pos. The hub's followers, this one's included, deliver it. When
+// Redis cannot be reached it fails within the client's timeouts (and at
+// most about 10 s when ctx has no deadline and the client honours context
+// deadlines); an error may still mean the entry was added if Redis ran the
+// script and its reply was lost.
+func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+	}
+	aud := audience(m.To)
+	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey,
+		b.stateKey(aud), b.stateOrderKey(aud), b.stream + ":pub:" + newToken(), b.idsKey, b.idsOrderKey}
+	res, err := publishScript.Run(ctx, b.client, keys,
+		newEpoch(), b.history, b.keys, maxEvicted, aud, m.ID, m.Key, m.Body, maxIDs).StringSlice()
+	if err != nil {
+		return fmt.Errorf("sseredis: publish: %w", err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("sseredis: publish: unexpected reply %q", res)
+	}
+	m.Pos = res[0] + "-" + res[1]
+	return nil
+}
+
+// Subscribe starts the broker's follower, which calls deliver for every
+// entry added to the stream after the newest one now, in order, on one
+// goroutine. It returns the position of that newest entry ("<epoch>-0-0"
+// for an empty stream).
+func (b *Broker) Subscribe(deliver func(*sse.Message)) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return "", errors.New("sseredis: Subscribe after Close")
+	}
+	if b.subscribed {
+		return "", errors.New("sseredis: Subscribe called twice")
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, publishTimeout)
+	defer cancel()
+	res, err := headScript.Run(ctx, b.client, []string{b.stream, b.epochKey}, newEpoch()).StringSlice()
+	if err != nil {
+		return "", fmt.Errorf("sseredis: subscribe: %w", err)
+	}
+	if len(res) != 2 {
+		return "", fmt.Errorf("sseredis: subscribe: unexpected reply %q", res)
+	}
+	last, ok := parseID(res[1])
+	if !ok {
+		return "", fmt.Errorf("sseredis: subscribe: bad stream id %q", res[1])
+	}
+	b.subscribed = true
+	b.epoch.Store(&res[0])
+	b.wg.Add(1)
+	go b.follow(deliver, res[0], last)
+	return res[0] + "-" + last.String(), nil
+}
+
+// follow reads the stream after last and delivers its entries until the
+// broker is closed, reconnecting with backoff on errors.
+func (b *Broker) follow(deliver func(*sse.Message), epoch string, last streamID) {
+	defer b.wg.Done()
+	var backoff time.Duration
+	failing := false
+	fail := func(what string, err error) {
+		if b.ctx.Err() != nil {
+			return
+		}
+		if !failing {
+			b.log.Warn("sseredis: follower lost Redis, retrying", "op", what, "err", err)
+			failing = true
+		}
+		backoff = min(max(2*backoff, 50*time.Millisecond), maxBackoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+			t.Stop()
+		}
+	}
+	for b.ctx.Err() == nil {
+		reply, err := fetchScript.Run(b.ctx, b.client, []string{b.stream, b.epochKey, b.metaKey},
+			newEpoch(), epoch, last.String(), fetchCount).Slice()
+		if err != nil {
+			fail("fetch", err)
+			continue
+		}
+		if failing {
+			b.log.Info("sseredis: follower reconnected", "last", epoch+"-"+last.String())
+			failing, backoff = false, 0
+		}
+		kind, _ := index(reply, 0).(string)
+		word, _ := index(reply, 1).(string)
+		switch kind {
+		case "epoch":
+			resume, _ := parseID(str(index(reply, 2)))
+			b.log.Warn("sseredis: Redis has a new epoch (its data was lost or replaced): clients with older ids get a reset",
+				"old", epoch, "new", word, "from", resume.String())
+			epoch, last = word, resume
+			b.epoch.Store(&word)
+			continue
+		case "behind":
+			top, _ := parseID(str(index(reply, 2)))
+			b.log.Error("sseredis: the stream has lost what this node delivered (a failover lost writes?): starting a new epoch",
+				"delivered", epoch+"-"+last.String(), "stream_end", top.String())
+			if err := bumpScript.Run(b.ctx, b.client, []string{b.stream, b.epochKey}, newEpoch(), epoch).Err(); err != nil {
+				fail("bump", err)
+			}
+			continue
+		case "ok":
+		default:
+			fail("fetch", fmt.Errorf("unexpected reply %v", reply))
+			continue
+		}
+		if gap := str(index(reply, 2)); gap != "" {
+			// Entries were trimmed before this node delivered them: tell
+			// the hub, which ends its streams so that their clients
+			// resume, exactly or with a reset, from what they received.
+			b.log.Error("sseredis: the follower fell behind the history: entries were trimmed before this node delivered them; the hub ends its streams",
+				"delivered", epoch+"-"+last.String(), "trimmed_to", gap)
+			deliver(&sse.Message{Gap: true, Pos: epoch + "-" + gap})
+		}
+		entries, _ := index(reply, 3).([]any)
+		for _, e := range entries {
+			m, id, err := decodeEntry(e)
+			if err != nil {
+				b.log.Error("sseredis: skipping a stream entry", "err", err)
+				if id.compare(last) > 0 {
+					last = id
+				}
+				continue
+			}
+			m.Pos = epoch + "-" + id.String()
+			deliver(m)
+			last = id
+		}
+		if len(entries) >= fetchCount {
+			continue
+		}
+		// Wait for more, or for Close. XREAD's answer only wakes us: the
+		// fetch reads the entries together with their epoch.
+		err = b.client.XRead(b.ctx, &redis.XReadArgs{
+			Streams: []string{b.stream, b.wakeKey, last.String(), "0-0"},
+			Count:   1,
+			Block:   b.block,
+		}).Err()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			fail("xread", err)
+		}
+	}
+}
+
+func index(s []any, i int) any {
+	if i < len(s) {
+		return s[i]
+	}
+	return nil
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// decodeEntry reads a stream entry, [id, [field, value, ...]], into a
+// Message without its position.
+func decodeEntry(e any) (*sse.Message, streamID, error) {
+	pair, _ := e.([]any)
+	if len(pair) != 2 {
+		return nil, streamID{}, fmt.Errorf("malformed entry %v", e)
+	}
+	id, ok := parseID(str(pair[0]))
+	if !ok {
+		return nil, streamID{}, fmt.Errorf("bad entry id %v", pair[0])
+	}
+	fields, _ := pair[1].([]any)
+	m := &sse.Message{}
+	aud := ""
+	for j := 0; j+1 < len(fields); j += 2 {
+		v := str(fields[j+1])
+		switch str(fields[j]) {
+		case "a":
+			aud = v
+		case "i":
+			m.ID = v
+		case "k":
+			m.Key = v
+		case "b":
+			m.Body = []byte(v)
+		}
+	}
+	if m.To, ok = target(aud); !ok {
+		return nil, id, fmt.Errorf("entry %s has no audience", id)
+	}
+	return m, id, nil
+}
+
+// Replay calls fn for each entry after after up to until, in order. A
+// position of another epoch is answered "epoch". Anything else that is not
+// a position is looked up as an application-set ID (Message.ID; the newest
+// 65,536 are indexed, while Redis keeps its data): one that is not found is
+// answered "unknown". When entries after after were trimmed, the resume is
+// still exact if none was for an audience in to; else "expired". The
+// entries are read in one script, then fn runs with nothing held.
+func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Target, fn func(*sse.Message) bool) (bool, string, error) {
+	ue, uid, ok := parsePos(until)
+	if !ok {
+		return false, "unknown", nil
+	}
+	args := make([]any, 0, 4+len(to))
+	if ae, aid, ok := parsePos(after); ok {
+		if ae == ue && aid == uid {
+			return true, "", nil
+		}
+		args = append(args, ae, aid.String())
+	} else {
+		if after == "" || len(after) > maxIDLen {
+			return false, "unknown", nil
+		}
+		args = append(args, "", after) // an application-set ID, looked up in Redis
+	}
+	args = append(args, ue, uid.String())
+	for _, t := range to {
+		args = append(args, audience(t))
+	}
+	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey}, args...).Slice()
+	if err != nil {
+		return false, "", fmt.Errorf("sseredis: replay: %w", err)
+	}
+	if kind := str(index(reply, 0)); kind != "ok" {
+		if kind == "" {
+			return false, "", fmt.Errorf("sseredis: replay: unexpected reply %v", reply)
+		}
+		return false, kind, nil
+	}
+	entries, _ := index(reply, 1).([]any)
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return true, "", err
+		}
+		m, id, err := decodeEntry(e)
+		if err != nil {
+			return true, "", fmt.Errorf("sseredis: replay: %w", err)
+		}
+		m.Pos = ue + "-" + id.String()
+		if !fn(m) {
+			break
+		}
+	}
+	return true, "", nil
+}
+
+// Snapshot calls fn for the newest message of each state of the audiences
+// in to that is at or before until, in position order.
+func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn func(*sse.Message) bool) error {
+	ue, uid, ok := parsePos(until)
+	if !ok || b.keys == 0 || len(to) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, 1+len(to))
+	keys = append(keys, b.epochKey)
+	for _, t := range to {
+		keys = append(keys, b.stateKey(audience(t)))
+	}
+	reply, err := snapshotScript.Run(ctx, b.client, keys).Slice()
+	if err != nil {
+		return fmt.Errorf("sseredis: snapshot: %w", err)
+	}
+	if str(index(reply, 0)) != ue {
+		return nil // Redis moved to another epoch: until's states are gone
+	}
+	type state struct {
+		id streamID
+		m  *sse.Message
+	}
+	var out []state
+	for i, t := range to {
+		flat, _ := index(reply, i+1).([]any)
+		for j := 0; j+1 < len(flat); j += 2 {
+			id, m, err := decodeState(str(flat[j+1]))
+			if err != nil {
+				b.log.Error("sseredis: skipping a state", "err", err)
+				continue
+			}
+			if id.compare(uid) > 0 {
+				continue
+			}
+			m.To, m.Key = t, str(flat[j])
+			m.Pos = ue + "-" + id.String()
+			out = append(out, state{id, m})
+		}
+	}
+	slices.SortFunc(out, func(x, y state) int { return x.id.compare(y.id) })
+	for _, s := range out {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !fn(s.m) {
+			break
+		}
+	}
+	return nil
+}
+
+// decodeState reads a state's value: "<id>|<len(ID)>|<ID><Body>".
+func decodeState(v string) (streamID, *sse.Message, error) {
+	idText, rest, ok1 := strings.Cut(v, "|")
+	n, rest, ok2 := strings.Cut(rest, "|")
+	id, ok3 := parseID(idText)
+	l, err := strconv.Atoi(n)
+	if !ok1 || !ok2 || !ok3 || err != nil || l < 0 || l > len(rest) {
+		return streamID{}, nil, fmt.Errorf("malformed state %.40q", v)
+	}
+	return id, &sse.Message{ID: rest[:l], Body: []byte(rest[l:])}, nil
+}
+
+// ComparePositions orders two positions of the epoch the broker delivers.
+// Positions of other epochs cannot be ordered, nor application-set IDs
+// (looking them up would take a Redis round trip in a call that has no
+// context): the hub then treats a run-time subscription as not yet seen
+// by the client, which repeats the topic's state, never loses it.
+func (b *Broker) ComparePositions(a, c string) (int, bool) {
+	ae, aid, ok1 := parsePos(a)
+	ce, cid, ok2 := parsePos(c)
+	cur := b.epoch.Load()
+	if !ok1 || !ok2 || ae != ce || cur == nil || ae != *cur {
+		return 0, false
+	}
+	return aid.compare(cid), true
+}
+
+// Close stops the follower and waits for it. It wakes the follower's
+// XREAD by adding an entry to a key of its own, which it then deletes; if
+// Redis cannot be reached, the XREAD in flight may take up to
+// Options.Block to end. Close does not close the Redis client.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subscribed := b.subscribed
+	b.mu.Unlock()
+	b.cancel()
+	if !subscribed {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	woke := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.wakeKey, MaxLen: 1, Values: []string{"close", "1"}}).Err()
+	b.wg.Wait()
+	if woke == nil {
+		if err := b.client.Del(ctx, b.wakeKey).Err(); err != nil {
+			return fmt.Errorf("sseredis: close: deleting %s: %w", b.wakeKey, err)
+		}
+	}
+	return nil
+}
