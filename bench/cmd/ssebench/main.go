@@ -2,6 +2,7 @@
 //
 //	ssebench run [-quick] [-reps N] [-impls raw,ours,...] [-scenarios a,b,...]
 //	ssebench server -impl NAME [-addr 127.0.0.1:0] [-replay N] [-cpuprofile FILE]
+//	ssebench redis [-streams 2000] [-rate 2000] [-window 5s] [-reps 3]
 //
 // "run" is the driver and the load generator: for every scenario,
 // implementation and repetition it starts a fresh "server" process (one
@@ -11,6 +12,10 @@
 // and reads its streams over loopback TCP. It prints one Markdown table per
 // scenario (medians of the repetitions, ratios to raw and to the best peer)
 // and can write every measurement as JSON.
+//
+// "redis" compares, in one process, our hub with the in-memory broker and
+// two hubs on one Redis (sseredis, a redis-server it starts itself), at a
+// fixed rate and flat out, with the cost per published event on Redis.
 package main
 
 import (
@@ -44,6 +49,16 @@ func main() {
 			fmt.Fprintln(os.Stderr, "ssebench server:", err)
 			os.Exit(1)
 		}
+	case "redis":
+		if err := redisCmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ssebench redis:", err)
+			os.Exit(1)
+		}
+	case "redis-node":
+		if err := redisNodeCmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ssebench redis-node:", err)
+			os.Exit(1)
+		}
 	case "run":
 		if err := runCmd(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "ssebench run:", err)
@@ -55,6 +70,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: ssebench run [flags] | ssebench server [flags]; -h after either for flags")
+	fmt.Fprintln(os.Stderr, "usage: ssebench run [flags] | ssebench server [flags] | ssebench redis [flags]; -h after any for flags")
 	os.Exit(2)
 }
