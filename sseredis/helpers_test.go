@@ -152,7 +152,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 // and their topics from ?topic=.
 func newNode(t *testing.T, name string, r *redisServer, opts Options) *node {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+	return newNodeOn(t, name, redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second}), opts)
+}
+
+// newNodeOn starts a node whose broker uses client, which it closes.
+func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *node {
+	t.Helper()
 	if opts.Block == 0 {
 		opts.Block = 200 * time.Millisecond
 	}
