@@ -22,11 +22,7 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	b := newNode(t, "B", r, Options{})
 	c := connect(t, a, "client=c1", "")
 	c.waitStart()
-	for i := range 50 {
-		if _, err := b.hub.Broadcast(ev("e%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b.broadcast(t, "e", 0, 50)
 	c.expect(seq("e", 0, 50)...)
 	if len(c.last) > 43 || !strings.Contains(c.last, "-") {
 		t.Fatalf("position %q: longer than 43 bytes or malformed", c.last)
@@ -42,11 +38,7 @@ func TestResumeOnOtherNode(t *testing.T) {
 	b := newNode(t, "B", r, Options{})
 	c := connect(t, a, "client=c1", "")
 	c.waitStart()
-	for i := range 10 {
-		if _, err := a.hub.Broadcast(ev("e%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a.broadcast(t, "e", 0, 10)
 	c.expect(seq("e", 0, 10)...)
 	last := c.last
 	c.close()

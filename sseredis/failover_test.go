@@ -15,11 +15,7 @@ func TestRestartKeepsData(t *testing.T) {
 	b := newNode(t, "B", r, Options{})
 	c := connect(t, a, "client=c", "")
 	c.waitStart()
-	for i := range 5 {
-		if _, err := a.hub.Broadcast(ev("e%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a.broadcast(t, "e", 0, 5)
 	c.expect(seq("e", 0, 5)...)
 	last := c.last
 	c.close()
@@ -54,11 +50,7 @@ func TestLostWrites(t *testing.T) {
 	live.waitStart()
 	c := connect(t, a, "client=c", "")
 	c.waitStart()
-	for i := range 5 {
-		if _, err := a.hub.Broadcast(ev("e%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a.broadcast(t, "e", 0, 5)
 	c.expect(seq("e", 0, 5)...)
 	if err := a.client.Save(context.Background()).Err(); err != nil {
 		t.Fatal(err)

@@ -188,6 +188,17 @@ func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *n
 	return n
 }
 
+// broadcast broadcasts on n the events prefix+from up to prefix+to,
+// failing the test if one is refused.
+func (n *node) broadcast(t *testing.T, prefix string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := n.hub.Broadcast(ev("%s%d", prefix, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (n *node) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
