@@ -241,7 +241,14 @@ func freshDrop(r *run) {
 		}
 		return false
 	})
-	time.Sleep(50 * time.Millisecond)
+	// Every client hands the start's sse-position to the test, to a
+	// listener or to its one handler: wait for it rather than for a time,
+	// so it is neither counted as extra nor missed by the drop.
+	if !r.rec.waitFor(5*time.Second, func(recs []record) bool {
+		return slices.ContainsFunc(recs, func(x record) bool { return x.Type == "sse-position" })
+	}) {
+		r.errorf("the client did not report the start's sse-position within 5 s")
+	}
 	mark := r.rec.len()
 	lastID := s.dropAndHold(r.id)
 	s.publishN("fresh", "fresh", 3)
