@@ -305,31 +305,23 @@ func (s *sub) next(timeout time.Duration) (sse.Event, bool) {
 }
 
 // waitStart waits for the position event that ends a stream's start.
-func (s *sub) waitStart() {
-	s.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ev, ok := s.raw(time.Until(deadline))
-		if !ok {
-			s.t.Fatalf("%s: no start", s.name)
-		}
-		if ev.Type == sse.PositionEvent {
-			return
-		}
-	}
-}
+func (s *sub) waitStart() { s.t.Helper(); s.waitType(sse.PositionEvent, "start") }
 
 // waitReset waits for a reset event, which ends the start of a stream
 // reset with an empty snapshot.
-func (s *sub) waitReset() {
+func (s *sub) waitReset() { s.t.Helper(); s.waitType(sse.ResetEvent, "reset") }
+
+// waitType reads events until one of type typ, failing the test (saying
+// "no what") if none comes within 5 s.
+func (s *sub) waitType(typ, what string) {
 	s.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ev, ok := s.raw(time.Until(deadline))
 		if !ok {
-			s.t.Fatalf("%s: no reset", s.name)
+			s.t.Fatalf("%s: no %s", s.name, what)
 		}
-		if ev.Type == sse.ResetEvent {
+		if ev.Type == typ {
 			return
 		}
 	}
