@@ -146,6 +146,14 @@ func redisCmd(args []string) error {
 		{"recv_per_event", "bytes received from Redis/published event", f0, false},
 		{"redis_cpu_us_per_event", "redis-server CPU µs/published event", f1, false},
 	}
+	// header writes a table's head: first, then a column per c.
+	header := func(first string, cs []col) {
+		fmt.Fprintf(w, "| %s |", first)
+		for _, c := range cs {
+			fmt.Fprintf(w, " %s |", c.name)
+		}
+		fmt.Fprint(w, "\n|---|"+strings.Repeat("---|", len(cs))+"\n")
+	}
 	med := func(k cellKey, key string) float64 {
 		var vs []float64
 		for _, m := range results[k] {
@@ -159,15 +167,7 @@ func redisCmd(args []string) error {
 			title = "flat out (one publishing goroutine in a tight loop, alternating nodes)"
 		}
 		fmt.Fprintf(w, "**%s, %d streams, %d-byte events, %v window**\n\n", title, p.Streams, p.Size, p.Window)
-		fmt.Fprint(w, "| setup |")
-		for _, c := range cols {
-			fmt.Fprintf(w, " %s |", c.name)
-		}
-		fmt.Fprint(w, "\n|---|")
-		for range cols {
-			fmt.Fprint(w, "---|")
-		}
-		fmt.Fprintln(w)
+		header("setup", cols)
 		for _, setup := range setups {
 			name := "in-memory, 1 hub × " + strconv.Itoa(p.Streams)
 			if setup == "redis" {
@@ -190,15 +190,8 @@ func redisCmd(args []string) error {
 		}
 		fmt.Fprint(w, "\n\n")
 	}
-	fmt.Fprintf(w, "**Cost on Redis per published event (the two nodes together; medians)**\n\n| run |")
-	for _, c := range cost {
-		fmt.Fprintf(w, " %s |", c.name)
-	}
-	fmt.Fprint(w, "\n|---|")
-	for range cost {
-		fmt.Fprint(w, "---|")
-	}
-	fmt.Fprintln(w)
+	fmt.Fprint(w, "**Cost on Redis per published event (the two nodes together; medians)**\n\n")
+	header("run", cost)
 	for _, mode := range modes {
 		name := fmt.Sprintf("fixed rate, %.0f/s", p.Rate)
 		if mode == "flat" {
