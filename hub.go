@@ -242,6 +242,7 @@ func (h *Hub) Stats() Stats {
 	st.Replays = h.stats.replays.Load()
 	st.Resets = h.stats.resets.Load()
 	st.ResetsBy = h.stats.resetsBy()
+	st.ReplayFailures = h.stats.replayFailures.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()

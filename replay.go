@@ -75,8 +75,13 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 		case err != nil && ctx.Err() != nil:
 			return StartResumed, nil, false // the client left
 		case err != nil:
-			h.log.Warn("sse: replay failed", "client", s.info.ClientID, "last_event_id", cut(last), "err", err)
-			ok, why = false, "unavailable"
+			// Nothing says anything was lost: end the stream before
+			// anything moves the client's resume point, and let it try
+			// again, rather than reset a client that may have missed
+			// nothing.
+			h.stats.replayFailures.Add(1)
+			h.log.Warn("sse: replay failed, ending the stream so that its client retries", "client", s.info.ClientID, "last_event_id", cut(last), "err", err)
+			return StartResumed, nil, false
 		case !ok && why == "ahead":
 			// This node did not catch up with the client in time: end the
 			// stream before anything moves the client's resume point, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -483,36 +484,89 @@ func TestLastEventIDIsLoggedCut(t *testing.T) {
 	}
 }
 
-// answeringBroker is the in-memory broker whose Replay gives a fixed answer.
+// answeringBroker is the in-memory broker whose Replay gives a fixed answer
+// while err or reason is set.
 type answeringBroker struct {
 	*memoryBroker
+	mu     sync.Mutex
 	reason string
 	err    error
 }
 
-func (b *answeringBroker) Replay(context.Context, string, string, []Target, func(*Message) bool) (bool, string, error) {
-	return false, b.reason, b.err
+func (b *answeringBroker) Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (bool, string, error) {
+	b.mu.Lock()
+	reason, err := b.reason, b.err
+	b.mu.Unlock()
+	if reason == "" && err == nil {
+		return b.memoryBroker.Replay(ctx, after, until, to, fn)
+	}
+	return false, reason, err
 }
 
-// A Broker that fails to replay, or names a reason of its own, resets the
-// stream, and Stats counts it by reason.
+// A Broker that names a reason of its own resets the stream, and Stats
+// counts it by reason.
 func TestResetsByReason(t *testing.T) {
-	for _, tt := range []struct {
-		b    *answeringBroker
-		data string
-		want Resets
-	}{
-		{&answeringBroker{err: errors.New("disk on fire")}, "unavailable", Resets{Unavailable: 1}},
-		{&answeringBroker{reason: "trimmed"}, "trimmed", Resets{Other: 1}},
-	} {
-		tt.b.memoryBroker = newMemoryBroker(16, 16)
-		h, srv := newTestHub(t, Config{Broker: tt.b, Heartbeat: -1})
-		c := dial(t, nil, srv.URL, lastEventID("anything"))
-		if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != tt.data {
-			t.Fatalf("got %s %q, want a reset %q", ev.Type, ev.Data, tt.data)
-		}
-		if st := h.Stats(); st.Resets != 1 || st.ResetsBy != tt.want || st.Replays != 0 {
-			t.Fatalf("stats %+v, want resets %+v", st, tt.want)
-		}
+	b := &answeringBroker{memoryBroker: newMemoryBroker(16, 16), reason: "trimmed"}
+	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1})
+	c := dial(t, nil, srv.URL, lastEventID("anything"))
+	if ev := c.next(); ev.Type != ResetEvent || string(ev.Data) != "trimmed" {
+		t.Fatalf("got %s %q, want a reset %q", ev.Type, ev.Data, "trimmed")
+	}
+	if st := h.Stats(); st.Resets != 1 || st.ResetsBy != (Resets{Other: 1}) || st.Replays != 0 {
+		t.Fatalf("stats %+v, want one other reset", st)
+	}
+}
+
+// A Broker that fails to replay resets nobody, since nothing says anything
+// was lost: the stream ends before any event moves its client's resume
+// point, and the client's retry with the same Last-Event-ID resumes
+// exactly once the Broker answers again.
+func TestFailingReplayEndsWithoutReset(t *testing.T) {
+	b := &answeringBroker{memoryBroker: newMemoryBroker(16, 16)}
+	var mu sync.Mutex
+	var reasons []DisconnectReason
+	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) {
+		mu.Lock()
+		reasons = append(reasons, r)
+		mu.Unlock()
+	}})
+	c, _ := dialAt(t, srv.URL, nil)
+	h.Broadcast(data("one"))
+	last := c.next().ID
+	c.close()
+	h.Broadcast(data("two"))
+
+	b.mu.Lock()
+	b.err = errors.New("disk on fire")
+	b.mu.Unlock()
+	fail, resp := tryDial(t, nil, srv.URL, lastEventID(last))
+	giveUp := time.AfterFunc(testTimeout, fail.close) // a failure, not a hang, if the stream goes on
+	body, err := io.ReadAll(resp.Body)
+	giveUp.Stop()
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("answered %s", resp.Status)
+	}
+	if err != nil || strings.Contains(string(body), "id:") || strings.Contains(string(body), "data:") {
+		t.Fatalf("a failed replay wrote %q (%v): it must end the stream before any event or id", body, err)
+	}
+	waitFor(t, "the stream to end as unavailable", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons) == 2 && reasons[1] == ReasonUnavailable
+	})
+	if st := h.Stats(); st.Resets != 0 || st.ReplayFailures != 1 {
+		t.Fatalf("stats %+v, want no reset and one replay failure", st)
+	}
+
+	b.mu.Lock()
+	b.err = nil
+	b.mu.Unlock()
+	c = dial(t, nil, srv.URL, lastEventID(last))
+	if ev := c.next(); string(ev.Data) != "two" {
+		t.Fatalf("the retry got %s %q, want the missed event", ev.Type, ev.Data)
+	}
+	if st := h.Stats(); st.Resets != 0 || st.Replays != 1 {
+		t.Fatalf("stats %+v, want the retry resumed exactly", st)
 	}
 }

@@ -49,15 +49,19 @@ import (
 // ResetEvent is the event type a stream receives when its Last-Event-ID
 // cannot be resumed: the id is unknown, older than the history, or from
 // another hub epoch (an earlier run of the process). Its data is the reason,
-// one of "unknown", "expired" or "epoch" (or "unavailable" when the Broker
-// failed to replay). The snapshot of keyed state follows it, then a
-// PositionEvent, so the next reconnect resumes from there (the reset
+// one of "unknown", "expired" or "epoch" (a Broker may give others). The
+// snapshot of keyed state follows it, then a PositionEvent, so the next
+// reconnect resumes from there (the reset
 // carries the position as its own id when no snapshot follows). It is sent
 // only when an event the stream may receive is really gone, or the id
 // cannot be placed. A page should treat it as "reload your state", for
 // example by fetching a snapshot:
 //
 //	es.addEventListener("sse-reset", () => reloadEverything());
+//
+// A Broker that fails to replay resets nobody: the stream ends before it
+// writes an event, and its client retries with the same Last-Event-ID
+// (Stats.ReplayFailures counts them).
 const ResetEvent = "sse-reset"
 
 // PositionEvent is the type of the event that tells a stream's client its

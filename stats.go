@@ -16,6 +16,7 @@ type Stats struct {
 	Replays         uint64 // reconnects resumed exactly from Last-Event-ID, also from before the history
 	Resets          uint64 // reconnects sent a ResetEvent instead: the sum of ResetsBy
 	ResetsBy        Resets // Resets by reason
+	ReplayFailures  uint64 // reconnects whose replay the Broker failed: the stream ended before writing an event, and its client retries from the same Last-Event-ID
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
@@ -31,18 +32,17 @@ type Stats struct {
 
 // Resets counts the reconnects sent a ResetEvent, by its reason.
 type Resets struct {
-	Expired     uint64 // an event the stream may receive has left history since its Last-Event-ID
-	Unknown     uint64 // the Last-Event-ID is no position of the hub's, nor an ID it remembers
-	Epoch       uint64 // the Last-Event-ID is from another epoch: an earlier run, a broker that lost its data
-	Unavailable uint64 // the Broker failed to replay
-	Other       uint64 // any other reason a Broker gave
+	Expired uint64 // an event the stream may receive has left history since its Last-Event-ID
+	Unknown uint64 // the Last-Event-ID is no position of the hub's, nor an ID it remembers
+	Epoch   uint64 // the Last-Event-ID is from another epoch: an earlier run, a broker that lost its data
+	Other   uint64 // any other reason a Broker gave
 }
 
 // counters are the hub's running totals.
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, unflushable, compressed                                               atomic.Uint64
-	expired, unknown, epoch, unavailable, otherReset, gaps                            atomic.Uint64
+	expired, unknown, epoch, otherReset, gaps, replayFailures                         atomic.Uint64
 }
 
 // countReset counts a reset for reason why.
@@ -55,8 +55,6 @@ func (c *counters) countReset(why string) {
 		c.unknown.Add(1)
 	case "epoch":
 		c.epoch.Add(1)
-	case "unavailable":
-		c.unavailable.Add(1)
 	default:
 		c.otherReset.Add(1)
 	}
@@ -66,6 +64,6 @@ func (c *counters) countReset(why string) {
 func (c *counters) resetsBy() Resets {
 	return Resets{
 		Expired: c.expired.Load(), Unknown: c.unknown.Load(), Epoch: c.epoch.Load(),
-		Unavailable: c.unavailable.Load(), Other: c.otherReset.Load(),
+		Other: c.otherReset.Load(),
 	}
 }
