@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	sse "github.com/ssehub/sse"
+)
+
+// client is one soak client: a loop of event-stream connections, each
+// ended by a fault, that checks every event it receives against the
+// ledger. Its counters are written by its own goroutine and read after it
+// ends.
+type client struct {
+	r      *run
+	rng    *rand.Rand
+	id     string
+	auds   []audience // what it may receive: the broadcast, its topics, its ID
+	topics []string
+
+	// The check: for each audience, the number of the last certain event
+	// received (or skipped by a reset), and the uncertain events received.
+	cur     map[audience]int
+	seenUnc map[int]bool
+	lastID  string // the resume point: Last-Event-ID of the next connection
+	lastG   int    // the event number the resume point stands for
+
+	delivered, lost, dups, resets, spurious, ambiguous, reconnects, errs int
+	reached                                                              atomic.Int64 // lastG, for the run's wait for its fence
+}
+
+func newClient(r *run, i int) *client {
+	c := &client{
+		r:       r,
+		rng:     rand.New(rand.NewPCG(r.seed, uint64(i))),
+		id:      "c" + strconv.Itoa(i),
+		cur:     make(map[audience]int),
+		seenUnc: make(map[int]bool),
+	}
+	c.auds = append(c.auds, 0)
+	for t := range r.topics {
+		if c.rng.IntN(3) == 0 {
+			c.auds = append(c.auds, 1+t)
+			c.topics = append(c.topics, "t"+strconv.Itoa(t))
+		}
+	}
+	c.auds = append(c.auds, r.clientAudience(i))
+	return c
+}
+
+// errorf records a broken rule of the protocol: the soak fails.
+func (c *client) errorf(format string, args ...any) {
+	c.errs++
+	if c.errs <= 3 {
+		c.r.logf("client %s: "+format, append([]any{c.id}, args...)...)
+	}
+}
+
+// loop connects again and again until the run stops.
+func (c *client) loop(ctx context.Context) {
+	for n := 0; ctx.Err() == nil; n++ {
+		if n > 0 {
+			c.reconnects++
+		}
+		c.connect(ctx, n)
+		if ctx.Err() != nil {
+			return
+		}
+		// Like a browser's retry delay, but short and random.
+		wait := time.Duration(c.rng.IntN(300)) * time.Millisecond
+		if c.r.calm.Load() {
+			wait = 10 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// connect runs one connection to a node, resuming from lastID.
+func (c *client) connect(ctx context.Context, n int) {
+	node := c.r.nodes[c.rng.IntN(len(c.r.nodes))]
+	if len(c.r.nodes) > 1 {
+		node = c.r.nodes[n%len(c.r.nodes)] // every reconnect moves to the other node
+	}
+	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", node.addr)
+	if err != nil {
+		c.r.logf("client %s: dial: %v", c.id, err)
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(c.r.rcvbuf) // small, so that a stalled client fills the hub's queue
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer func() {
+		stop()
+		_ = conn.Close()
+	}()
+
+	q := url.Values{"id": {c.id}}
+	if len(c.topics) > 0 {
+		q.Set("topics", strings.Join(c.topics, ","))
+	}
+	req := "GET /sse?" + q.Encode() + " HTTP/1.1\r\nHost: soak\r\nAccept: text/event-stream\r\n"
+	if c.lastID != "" {
+		req += "Last-Event-ID: " + c.lastID + "\r\n"
+	}
+	pubAtDial := c.r.ledger.published()
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		return
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return // a connection cut before its headers
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		c.errorf("answer %s, Content-Type %q", resp.Status, resp.Header.Get("Content-Type"))
+		return
+	}
+
+	fault := c.pickFault()
+	var stallUntil time.Time
+	if fault != "" {
+		life := time.Duration(c.rng.ExpFloat64() * float64(c.r.life))
+		t := time.AfterFunc(life, func() {
+			switch fault {
+			case "close":
+				c.r.faults.closes.Add(1)
+				_ = conn.Close()
+			case "reset":
+				c.r.faults.aborts.Add(1)
+				if tc, ok := conn.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0) // close with an RST
+				}
+				_ = conn.Close()
+			}
+		})
+		defer t.Stop()
+		if fault == "stall" {
+			stallUntil = time.Now().Add(life)
+		}
+	}
+
+	d := sse.NewDecoder(resp.Body)
+	d.SetLastEventID(c.lastID)
+	sent, resumeG := c.lastID, c.lastG
+	awaiting := sent == "" // a fresh start: live events come after its position marker
+	for {
+		ev, err := d.Decode()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, io.EOF) && !isClosed(err) {
+				c.r.debugf("client %s: stream: %v", c.id, err)
+			}
+			return
+		}
+		c.lastID = d.LastEventID()
+		switch ev.Type {
+		case sse.PositionEvent:
+			g, ok := c.r.positionG(ev.ID)
+			if !ok {
+				c.errorf("position %q stands for no event the soak knows", ev.ID)
+				return
+			}
+			if awaiting {
+				c.baseline(g)
+				awaiting = false
+			}
+			c.lastG = max(c.lastG, g)
+		case sse.ResetEvent:
+			c.resets++
+			c.judgeReset(resumeG, pubAtDial, string(ev.Data))
+			awaiting = true
+			if ev.ID != sent {
+				// A reset followed by no snapshot carries the position
+				// itself as its id.
+				g, ok := c.r.positionG(ev.ID)
+				if !ok {
+					c.errorf("reset position %q stands for no event the soak knows", ev.ID)
+					return
+				}
+				c.baseline(g)
+				c.lastG = g
+				awaiting = false
+			}
+		default:
+			if awaiting {
+				c.errorf("event %q before the start's position marker", ev.Data)
+				return
+			}
+			c.check(ev)
+		}
+		if fault == "stall" && !stallUntil.IsZero() && time.Now().After(stallUntil) {
+			// Stop reading for a while: the hub's queue for this stream
+			// fills, and it may end the stream as slow.
+			c.r.faults.stalls.Add(1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(500+c.rng.IntN(2500)) * time.Millisecond):
+			}
+			stallUntil = time.Time{}
+		}
+	}
+}
+
+// pickFault chooses how this connection will end, if the run is not calm:
+// "close" (a clean close), "reset" (an abrupt one), "stall" (stop reading
+// for a while, then go on), or "" (only the hub or the run ends it).
+func (c *client) pickFault() string {
+	if c.r.calm.Load() {
+		return ""
+	}
+	switch p := c.rng.IntN(100); {
+	case p < 45:
+		return "close"
+	case p < 65:
+		return "reset"
+	case p < 85:
+		return "stall"
+	}
+	return ""
+}
+
+// baseline starts the check at position g, as a fresh or reset start does:
+// the client has everything up to g, from a snapshot or its own reload.
+func (c *client) baseline(g int) {
+	for _, a := range c.auds {
+		c.cur[a] = c.r.ledger.upTo(a, g)
+	}
+	c.lastG = max(c.lastG, g)
+	c.reached.Store(int64(c.lastG))
+}
+
+// check takes one event: the next of its audience, or a loss, or a
+// duplicate.
+func (c *client) check(ev sse.Event) {
+	a, aseq, g, err := parseData(ev.Data)
+	if err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	if !slices.Contains(c.auds, a) {
+		c.errorf("event for audience %d, which it may not receive", a)
+		return
+	}
+	if c.r.redis {
+		c.r.ledger.learn(ev.ID, g)
+	}
+	if c.r.ledger.isUncertain(g) {
+		// A Publish that failed may still have been kept (its command
+		// reached Redis after the publisher gave up): at most once.
+		if c.seenUnc[g] {
+			c.dups++
+		} else {
+			c.seenUnc[g] = true
+			c.delivered++
+		}
+	} else {
+		switch cur := c.cur[a]; {
+		case aseq <= cur:
+			c.dups++
+			if c.dups <= 3 {
+				c.r.logf("client %s: duplicate: audience %d event %d (g %d), had up to %d", c.id, a, aseq, g, cur)
+			}
+		default:
+			if n := c.r.ledger.missed(a, cur, aseq); n > 0 {
+				c.lost += n
+				c.r.logf("client %s: lost %d events of audience %d before its event %d (g %d)", c.id, n, a, aseq, g)
+			}
+			c.cur[a] = aseq
+			c.delivered++
+		}
+	}
+	c.lastG = max(c.lastG, g)
+	c.reached.Store(int64(c.lastG))
+}
+
+// judgeReset decides whether a reset was due: it is when an event the
+// client may receive, after its resume point resumeG, has left the history
+// of H events. pubAtDial and the ledger now bracket the moment the hub
+// decided.
+func (c *client) judgeReset(resumeG, pubAtDial int, why string) {
+	first := c.r.ledger.firstAfter(c.auds, resumeG)
+	now := c.r.ledger.published()
+	switch {
+	case first == 0 || first > now-c.r.history:
+		c.spurious++
+		c.r.logf("client %s: spurious reset (%s) from event %d: the first it missed, %d, was never evicted (%d published)",
+			c.id, why, resumeG, first, now)
+	case first > pubAtDial-c.r.history:
+		c.ambiguous++ // evicted between the dial and the reset: due, but not provably
+	}
+}
+
+// finish counts what the client never received up to the fence, gFence.
+func (c *client) finish(gFence int) {
+	for _, a := range c.auds {
+		upto := c.r.ledger.upTo(a, gFence)
+		if n := c.r.ledger.missed(a, c.cur[a], upto+1); n > 0 {
+			c.lost += n
+			c.r.logf("client %s: never received %d events of audience %d", c.id, n, a)
+		}
+	}
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset")
+}
