@@ -19,6 +19,9 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultRetry        = 3 * time.Second
 	DefaultRefuseRetry  = 10 * time.Second
+
+	DefaultMaxTopics           = 1024
+	DefaultMaxStreamsPerClient = 256
 )
 
 // Config configures a Hub. The zero Config is valid; every field says what
@@ -38,6 +41,13 @@ type Config struct {
 	// the query (?topic=a&topic=b). An error answers 400 Bad Request, or the
 	// status the error carries. Nil means no topics.
 	Topics func(*http.Request) ([]string, error)
+
+	// MaxTopics bounds the topics Topics may return for one request: a
+	// request asking for more is answered 400 Bad Request, so that one
+	// client cannot make its stream cost the hub without bound. Zero means
+	// DefaultMaxTopics (1024); negative means no limit. Hub.Subscribe is
+	// the application's own call and is not bounded.
+	MaxTopics int
 
 	// History is how many events the in-memory broker keeps for
 	// Last-Event-ID replay. Zero means DefaultHistory (1024); negative keeps
@@ -99,7 +109,11 @@ type Config struct {
 	// MaxStreams limits the streams open at once; MaxStreamsPerClient the
 	// streams of one client ID. A request over a limit is answered 200 with
 	// a retry field of about RefuseRetry and no events, so browsers try
-	// again later (they give up for good on 5xx). Zero means no limit.
+	// again later (they give up for good on 5xx), and Stats.Refused counts
+	// it. MaxStreams zero means no limit. MaxStreamsPerClient zero means
+	// DefaultMaxStreamsPerClient (256), so that one client ID cannot open
+	// streams without bound (a login open in a few tabs needs a handful);
+	// negative means no limit.
 	MaxStreams          int
 	MaxStreamsPerClient int
 
@@ -169,7 +183,6 @@ func (c Config) withDefaults() (Config, error) {
 	neg("HistoryBytes", c.HistoryBytes)
 	neg("KeyBytes", c.KeyBytes)
 	neg("MaxStreams", c.MaxStreams)
-	neg("MaxStreamsPerClient", c.MaxStreamsPerClient)
 	// A duration is zero (the default), at least a millisecond (the
 	// resolution of SSE's retry field, and far below any sensible
 	// heartbeat or write timeout), or, where the field says so, negative.
@@ -217,6 +230,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RefuseRetry == 0 {
 		c.RefuseRetry = DefaultRefuseRetry
+	}
+	switch {
+	case c.MaxTopics == 0:
+		c.MaxTopics = DefaultMaxTopics
+	case c.MaxTopics < 0:
+		c.MaxTopics = 0 // no limit
+	}
+	switch {
+	case c.MaxStreamsPerClient == 0:
+		c.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	case c.MaxStreamsPerClient < 0:
+		c.MaxStreamsPerClient = 0 // no limit
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 )
 
@@ -131,7 +132,8 @@ func (h *Hub) drive(s *stream, info StreamInfo) {
 	reason := ReasonWriteFailed
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error("sse: panic in a stream's writer or OnDisconnect", "client", s.info.ClientID, "panic", p)
+			h.alarm().Error("sse: panic in a stream's writer or OnDisconnect", "client", s.info.ClientID, "panic", p,
+				"stack", string(debug.Stack()))
 		}
 	}()
 	defer func() { h.end(s, info, reason) }() // even if run panics

@@ -243,6 +243,7 @@ func (h *Hub) Stats() Stats {
 	st.Resets = h.stats.resets.Load()
 	st.ResetsBy = h.stats.resetsBy()
 	st.ReplayFailures = h.stats.replayFailures.Load()
+	st.HookPanics = h.stats.hookPanics.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()
@@ -297,6 +298,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err == nil && t == "" {
 				err = errors.New("sse: Config.Topics returned an empty topic")
 			}
+		}
+		if err == nil && h.cfg.MaxTopics > 0 && len(topics) > h.cfg.MaxTopics {
+			err = fmt.Errorf("sse: %d topics asked for, over Config.MaxTopics (%d)", len(topics), h.cfg.MaxTopics)
 		}
 		if err != nil {
 			h.reject(w, r, "topics", err, http.StatusBadRequest)

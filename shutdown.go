@@ -184,6 +184,15 @@ func (h *Hub) hook(fn func()) {
 		}
 		h.hookMu.Unlock()
 	}()
+	defer func() {
+		if p := recover(); p != nil {
+			// Counted, then passed on: net/http recovers it, logs it and
+			// aborts the request's connection (drive logs it for a stream
+			// that took its connection over).
+			h.stats.hookPanics.Add(1)
+			panic(p)
+		}
+	}()
 	fn()
 }
 

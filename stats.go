@@ -21,6 +21,7 @@ type Stats struct {
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
 	BrokerGaps      uint64 // deliveries the Broker reported lost (Message.Gap), each ending every stream
+	HookPanics      uint64 // OnConnect or OnDisconnect calls that panicked (each ends its stream's request, as net/http does)
 
 	// Streams served through a ResponseWriter that hides what streaming
 	// needs, such as middleware without an Unwrap method; the first of each
@@ -42,7 +43,7 @@ type Resets struct {
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, unflushable, compressed                                               atomic.Uint64
-	expired, unknown, epoch, otherReset, gaps, replayFailures                         atomic.Uint64
+	expired, unknown, epoch, otherReset, gaps, replayFailures, hookPanics             atomic.Uint64
 }
 
 // countReset counts a reset for reason why.

@@ -25,9 +25,14 @@ func (h *Hub) warn(w warning, msg string, args ...any) {
 		h.log.Debug(msg, args...)
 		return
 	}
-	l := h.alarms
-	if l == nil {
-		l = slog.Default()
+	h.alarm().Warn(msg, args...)
+}
+
+// alarm returns the logger for conditions that must not go unnoticed:
+// Config.Logger, or slog.Default() if the hub has none.
+func (h *Hub) alarm() *slog.Logger {
+	if h.alarms == nil {
+		return slog.Default()
 	}
-	l.Warn(msg, args...)
+	return h.alarms
 }
