@@ -5,12 +5,14 @@
 # browser tests) and redis-server (sseredis and examples/cluster); the
 # interop module's npm clients come from npm ci.
 #
-#   ./test.sh              # everything: vet, staticcheck, gofmt, go test -race, brief fuzzing
+#   ./test.sh              # everything: vet, staticcheck, gofmt, go test -race, soaks, brief fuzzing
 #   FUZZTIME=60s ./test.sh # fuzz longer
+#   SOAKTIME=2m ./test.sh  # soak longer
 set -euo pipefail
 cd "$(dirname "$0")"
 
 fuzztime=${FUZZTIME:-5s}
+soaktime=${SOAKTIME:-30s}
 staticcheck_version=v0.8.2 # staticcheck 2026.2.2; the proxy knows it by its module version
 
 if ! command -v chromium >/dev/null 2>&1; then
@@ -78,8 +80,16 @@ if [ "$(go list -m all)" != "github.com/ssehub/sse" ]; then
   exit 1
 fi
 
+# The fault-injection soaks (see RELIABILITY.md), built with the race
+# detector: their last line must show nothing lost, duplicated or reset
+# without cause, and no goroutine left; the command exits 1 otherwise.
+echo "== soak: one hub ($soaktime, 200 clients)"
+(cd bench && go run -race ./cmd/soak -duration "$soaktime" -clients 200)
+echo "== soak: two hubs on one Redis ($soaktime, 200 clients)"
+(cd bench && go run -race ./cmd/soak -duration "$soaktime" -clients 200 -redis auto)
+
 echo "== fuzzing ($fuzztime each)"
-for target in FuzzRoundTrip FuzzDecode; do
+for target in FuzzRoundTrip FuzzDecode FuzzLastEventID FuzzHandler; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
 done
 echo "== all checks passed"
