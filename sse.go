@@ -10,7 +10,9 @@
 //
 // Frames follow the WHATWG HTML "Server-sent events" rules exactly (see
 // [AppendEvent]), and [Decoder] parses a stream the way a browser does, so Go
-// programs and tests can read what the hub writes.
+// programs and tests can read what the hub writes. [Client] follows a stream
+// from a Go program as a browser's EventSource does: it resumes with
+// Last-Event-ID across reconnects, backs off, and reports a hub's resets.
 //
 // # Delivery guarantees
 //
