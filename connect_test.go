@@ -33,7 +33,10 @@ func streamHandler(t *testing.T, serve func(n int, w http.ResponseWriter, r *htt
 			}
 		})
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // a handler still waiting for its client must not hang Close
+		srv.Close()
+	})
 	return srv, &n
 }
 
