@@ -77,8 +77,8 @@ const ResetEvent = "sse-reset"
 // eventsource move their resume point and never pass it to onmessage (an
 // id-only block would not move npm eventsource's), while clients with a
 // single handler for every event, such as @microsoft/fetch-event-source and
-// the Go clients, hand it to the application once per fresh start:
-// ignore the type there.
+// the other Go clients, hand it to the application once per fresh start:
+// ignore the type there. This package's Client never yields it.
 const PositionEvent = "sse-position"
 
 // ErrHubClosed is returned by Send, Broadcast, Publish and friends after
