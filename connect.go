@@ -123,7 +123,7 @@ func (e *ResetError) Error() string {
 // the stream, but for 429 and 5xx with Client.RetryServerErrors. Test for
 // it with errors.As.
 type ResponseError struct {
-	URL        string
+	URL        string      // the stream's URL, as given to Connect
 	StatusCode int         // the answer's status, such as 500
 	Header     http.Header // the answer's header
 	// Body holds the first bytes of the answer's body (up to 512), which
@@ -161,24 +161,29 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 
 // Connect returns the events of the stream at url. Nothing is sent until
 // the sequence is ranged over; each range opens the stream anew (from
-// Client.LastEventID) and reconnects as long as the loop goes on, so the
-// events of one range arrive in order with the resume point carried across
-// reconnects: every event's ID is the last event ID at its dispatch, what
-// to keep to resume after a restart.
+// Client.LastEventID) and reconnects for as long as the loop goes on, with
+// the resume point carried across reconnects, so the events of one range
+// arrive in order and a server that keeps history (a Hub) replays what a
+// reconnect missed. Every event's ID is the last event ID at
+// its dispatch: what to keep to resume after a restart. (A Hub's
+// PositionEvent moves the resume point without an event, so a kept ID may
+// be a little older than the client's; resuming from it replays the
+// difference.)
 //
-// The values are events with a nil error, then possibly one error, after
-// which the sequence ends: a *ResponseError (errors.As); an error wrapping
-// ErrEventTooLarge; one wrapping ErrRetriesExhausted; an error from
-// Client.Prepare or from building the request; or ctx.Err() once ctx is
-// done, which ends everything at once, a read or a wait included. A server
-// that answers 204 No Content asks the client to stop for good: the
-// sequence then ends without an error. The one exception is a *ResetError,
-// which reports a Hub's ResetEvent: reload your state and keep ranging (the
-// snapshot follows), or stop. Control events (ResetEvent, PositionEvent)
-// are never yielded as events.
+// Each value is an event with a nil error, or an error:
+//   - a *ResetError (errors.As) reports a Hub's ResetEvent: events were
+//     lost. Reload your state and keep ranging (the snapshot follows), or
+//     stop. It is the one error after which the sequence goes on.
+//   - any other error is the last value: a *ResponseError (errors.As); an
+//     error wrapping ErrEventTooLarge; one wrapping ErrRetriesExhausted and
+//     the last failure; an error from Client.Prepare or from building the
+//     request; or ctx.Err() once ctx is done, which ends everything at
+//     once, a read or a wait included.
 //
-// Breaking out of the loop closes the connection. No goroutine outlives
-// the range.
+// A server that answers 204 No Content asks the client to stop for good:
+// the sequence then ends without an error. Control events (ResetEvent,
+// PositionEvent) are never yielded as events. Breaking out of the loop
+// closes the connection. No goroutine outlives the range.
 func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		s := &clientStream{c: c, ctx: ctx, url: url, lastID: c.LastEventID, retry: c.Retry}
