@@ -36,7 +36,7 @@ type Broker interface {
 	// early if fn returns false. after is what a client sent as
 	// Last-Event-ID, so it may be anything; until is a position the broker
 	// delivered to the hub. to lists the audiences the stream may receive
-	// (Everyone, its topics, its client ID): the hub skips other messages
+	// (ToEveryone, its topics, its client ID): the hub skips other messages
 	// itself, but a broker must use it to decide whether after can be
 	// resumed. A resume from a position older than the history is exact,
 	// and must be answered ok with what history holds, when no message for
@@ -126,7 +126,7 @@ type Message struct {
 // Target says which streams a Message is for.
 type Target struct {
 	Kind TargetKind
-	Name string // the topic or the client ID; empty for Everyone
+	Name string // the topic or the client ID; empty for ToEveryone
 }
 
 // TargetKind is the kind of audience of a Message.
@@ -134,9 +134,9 @@ type TargetKind uint8
 
 // The audiences of a Message.
 const (
-	Everyone TargetKind = iota // every stream: Hub.Broadcast
-	Topic                      // the streams subscribed to Target.Name: Hub.Publish
-	Client                     // the streams of the client ID Target.Name: Hub.Send
+	ToEveryone TargetKind = iota // every stream: Hub.Broadcast
+	ToTopic                      // the streams subscribed to Target.Name: Hub.Publish
+	ToClient                     // the streams of the client ID Target.Name: Hub.Send
 )
 
 // idHeadroom is room kept before an encoded body for its id line, so the

@@ -432,12 +432,12 @@ func (s *stream) setWriteDeadline(t time.Time) error {
 // of the stream's topics.
 func (s *stream) entitled(m *Message, topics map[string]struct{}) bool {
 	switch m.To.Kind {
-	case Everyone:
+	case ToEveryone:
 		return true
-	case Topic:
+	case ToTopic:
 		_, ok := topics[m.To.Name]
 		return ok
-	case Client:
+	case ToClient:
 		return m.To.Name == s.info.ClientID
 	}
 	return false

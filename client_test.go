@@ -75,7 +75,7 @@ func keyedTo(to Target, key, d string) *Message {
 // queued broadcast with Key "a" alone, and neither replaces a topic's.
 func TestConflationKeepsAudiencesApart(t *testing.T) {
 	s := testStream(t, 1<<20)
-	all, ann, topic := Target{Kind: Everyone}, Target{Kind: Client, Name: "x"}, Target{Kind: Topic, Name: "t"}
+	all, ann, topic := Target{Kind: ToEveryone}, Target{Kind: ToClient, Name: "x"}, Target{Kind: ToTopic, Name: "t"}
 	for _, m := range []*Message{keyedTo(all, "a", "all1"), keyedTo(ann, "a", "ann1"), keyedTo(topic, "a", "t1"), keyedTo(ann, "a", "ann2"), keyedTo(all, "a", "all2")} {
 		s.enqueue(m)
 	}
@@ -93,7 +93,7 @@ func TestConflationOfLongQueues(t *testing.T) {
 	type entry struct{ to, key, data string }
 	var model []entry // what the queue must hold, kept by the simplest rule
 	for i := range 20_000 {
-		to := Target{Kind: Topic, Name: fmt.Sprint("t", rng.IntN(3))}
+		to := Target{Kind: ToTopic, Name: fmt.Sprint("t", rng.IntN(3))}
 		key := ""
 		if rng.IntN(4) > 0 {
 			key = fmt.Sprint("k", rng.IntN(40))

@@ -323,3 +323,47 @@ func ExampleConfig_hijack() {
 	// server: <nil>
 	// stream: EOF
 }
+
+// A Go program following a hub's stream: events arrive in order across
+// reconnects, a reset says "reload your state", and breaking out of the
+// loop (or ending the context) closes the connection.
+func ExampleClient_Connect() {
+	connected := make(chan struct{}, 1)
+	hub, err := sse.NewHub(sse.Config{OnConnect: func(sse.StreamInfo) { connected <- struct{}{} }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+	go func() {
+		<-connected
+		hub.Broadcast(sse.Event{Type: "greeting", Data: []byte("hello")})
+		hub.Broadcast(sse.Event{Type: "greeting", Data: []byte("world")})
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := &sse.Client{
+		Header:            http.Header{"Authorization": {"Bearer secret"}},
+		RetryServerErrors: true, // ride out a 502 or 503 while the server is redeployed
+	}
+	received := 0
+	for ev, err := range client.Connect(ctx, srv.URL) {
+		var reset *sse.ResetError
+		if errors.As(err, &reset) {
+			fmt.Println("reset:", reset.Reason) // reload your state here, then keep reading
+			continue
+		}
+		if err != nil {
+			log.Fatal(err) // a *sse.ResponseError, ErrEventTooLarge, or ctx.Err()
+		}
+		fmt.Printf("%s: %s\n", ev.Type, ev.Data)
+		if received++; received == 2 {
+			break
+		}
+	}
+	// Output:
+	// greeting: hello
+	// greeting: world
+}

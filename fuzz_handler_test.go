@@ -23,7 +23,7 @@ func FuzzLastEventID(f *testing.F) {
 	ctx := context.Background()
 	var positions []string
 	for i := range 20 {
-		to := []Target{{Kind: Everyone}, {Kind: Topic, Name: "t"}, {Kind: Client, Name: "c"}}[i%3]
+		to := []Target{{Kind: ToEveryone}, {Kind: ToTopic, Name: "t"}, {Kind: ToClient, Name: "c"}}[i%3]
 		m := newMessage(&Event{Data: []byte("e" + strconv.Itoa(i))}, to)
 		if err := b.Publish(ctx, m); err != nil {
 			f.Fatal(err)
@@ -37,7 +37,7 @@ func FuzzLastEventID(f *testing.F) {
 		epoch + "-0x10", epoch + "-1_2", "aaaaaaaa-5", epoch, epoch + "-", "-5", "\x00", strings.Repeat("9", 4096)} {
 		f.Add(s)
 	}
-	to := []Target{{Kind: Everyone}, {Kind: Topic, Name: "t"}, {Kind: Client, Name: "c"}}
+	to := []Target{{Kind: ToEveryone}, {Kind: ToTopic, Name: "t"}, {Kind: ToClient, Name: "c"}}
 	f.Fuzz(func(t *testing.T, last string) {
 		var got []string
 		ok, reason, err := b.Replay(ctx, last, until, to, func(m *Message) bool {

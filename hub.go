@@ -99,7 +99,7 @@ func NewHub(cfg Config) (*Hub, error) {
 // a client. With a Config.Broker, which delivers on its own goroutine, the
 // count is 0: the event reaches streams when the broker delivers it.
 func (h *Hub) Broadcast(ev Event) (int, error) {
-	return h.publish(&ev, Target{Kind: Everyone})
+	return h.publish(&ev, Target{Kind: ToEveryone})
 }
 
 // Publish queues ev to every stream subscribed to topic. It returns and
@@ -108,7 +108,7 @@ func (h *Hub) Publish(topic string, ev Event) (int, error) {
 	if topic == "" {
 		return 0, errors.New("sse: Publish to an empty topic")
 	}
-	return h.publish(&ev, Target{Kind: Topic, Name: topic})
+	return h.publish(&ev, Target{Kind: ToTopic, Name: topic})
 }
 
 // Send queues ev to every stream of clientID (all its tabs). It returns and
@@ -119,7 +119,7 @@ func (h *Hub) Send(clientID string, ev Event) (int, error) {
 	if clientID == "" {
 		return 0, errors.New("sse: Send to an empty client ID")
 	}
-	return h.publish(&ev, Target{Kind: Client, Name: clientID})
+	return h.publish(&ev, Target{Kind: ToClient, Name: clientID})
 }
 
 // publish validates and encodes ev once, then hands it to the broker, which
@@ -169,19 +169,19 @@ func (h *Hub) deliver(m *Message) {
 	n := 0
 	h.mu.RLock()
 	switch m.To.Kind {
-	case Everyone:
+	case ToEveryone:
 		for _, s := range h.reg.all {
 			if s.enqueue(m) {
 				n++
 			}
 		}
-	case Topic:
+	case ToTopic:
 		for s := range h.reg.byTopic[m.To.Name] {
 			if s.enqueue(m) {
 				n++
 			}
 		}
-	case Client:
+	case ToClient:
 		for _, s := range h.reg.byID[m.To.Name] {
 			if s.enqueue(m) {
 				n++

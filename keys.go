@@ -58,7 +58,7 @@ func newKeyStore(maxPer, maxBytes int) keyStore {
 
 // class returns the class list of states of audience to.
 func (ks *keyStore) class(to Target) *stateList {
-	if to.Kind == Client {
+	if to.Kind == ToClient {
 		return &ks.private
 	}
 	return &ks.shared

@@ -154,9 +154,9 @@ func (h *Hub) start(s *stream, r *http.Request, batch []*Message, whole bool) (D
 // audiences lists the audiences a stream with topics may receive.
 func (s *stream) audiences(topics map[string]struct{}) []Target {
 	to := make([]Target, 0, 2+len(topics))
-	to = append(to, Target{Kind: Everyone}, Target{Kind: Client, Name: s.info.ClientID})
+	to = append(to, Target{Kind: ToEveryone}, Target{Kind: ToClient, Name: s.info.ClientID})
 	for t := range topics {
-		to = append(to, Target{Kind: Topic, Name: t})
+		to = append(to, Target{Kind: ToTopic, Name: t})
 	}
 	return to
 }
@@ -225,7 +225,7 @@ func (h *Hub) stale(last string, reg registration) map[string]struct{} {
 func targets(topics map[string]struct{}) []Target {
 	out := make([]Target, 0, len(topics))
 	for t := range topics {
-		out = append(out, Target{Kind: Topic, Name: t})
+		out = append(out, Target{Kind: ToTopic, Name: t})
 	}
 	return out
 }
@@ -248,7 +248,7 @@ func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics, stale 
 				complete = false
 				return false
 			}
-			if _, skip := stale[m.To.Name]; skip && m.To.Kind == Topic && m.Key != "" {
+			if _, skip := stale[m.To.Name]; skip && m.To.Kind == ToTopic && m.Key != "" {
 				return true
 			}
 			if s.entitled(m, topics) {

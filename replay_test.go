@@ -380,7 +380,7 @@ func TestReplayUnderConcurrentPublishing(t *testing.T) {
 	for s := uint64(1); s <= h.mem.seq; s++ {
 		m := h.mem.ring[s%uint64(len(h.mem.ring))]
 		for i, name := range names {
-			if m.To.Kind == Everyone || m.To.Name == name {
+			if m.To.Kind == ToEveryone || m.To.Name == name {
 				want[i]++
 			}
 		}

@@ -58,15 +58,15 @@ func propSeed(t *testing.T) uint64 {
 
 // propAudience is whom a model event is for.
 type propAudience struct {
-	kind TargetKind // Everyone, Topic or Client
+	kind TargetKind // ToEveryone, ToTopic or ToClient
 	name string
 }
 
 func (a propAudience) String() string {
 	switch a.kind {
-	case Everyone:
+	case ToEveryone:
 		return "broadcast"
-	case Topic:
+	case ToTopic:
 		return "topic:" + a.name
 	}
 	return "send:" + a.name
@@ -159,9 +159,9 @@ func (p *propRun) evictedThrough() uint64 {
 func (p *propRun) entitled(pc *propClient, seq uint64) bool {
 	a := p.events[seq-1]
 	switch a.kind {
-	case Everyone:
+	case ToEveryone:
 		return true
-	case Topic:
+	case ToTopic:
 		return pc.topics[a.name]
 	}
 	return a.name == pc.name
@@ -234,9 +234,9 @@ func (p *propRun) publish(a propAudience) uint64 {
 	var n int
 	var err error
 	switch a.kind {
-	case Everyone:
+	case ToEveryone:
 		n, err = p.h.Broadcast(ev)
-	case Topic:
+	case ToTopic:
 		n, err = p.h.Publish(a.name, ev)
 	default:
 		n, err = p.h.Send(a.name, ev)
@@ -274,15 +274,15 @@ func (p *propRun) batch(most int, topics []string) {
 	for range r.IntN(most + 1) {
 		switch x := r.IntN(wb + wt + ws + wn); {
 		case x < wb:
-			p.publish(propAudience{kind: Everyone})
+			p.publish(propAudience{kind: ToEveryone})
 		case x < wb+wt:
-			p.publish(propAudience{kind: Topic, name: hot[r.IntN(len(hot))]})
+			p.publish(propAudience{kind: ToTopic, name: hot[r.IntN(len(hot))]})
 		case x < wb+wt+ws:
-			p.publish(propAudience{kind: Client, name: p.clients[r.IntN(len(p.clients))].name})
+			p.publish(propAudience{kind: ToClient, name: p.clients[r.IntN(len(p.clients))].name})
 		case r.IntN(2) == 0:
-			p.publish(propAudience{kind: Topic, name: "nobody"})
+			p.publish(propAudience{kind: ToTopic, name: "nobody"})
 		default:
-			p.publish(propAudience{kind: Client, name: "ghost"})
+			p.publish(propAudience{kind: ToClient, name: "ghost"})
 		}
 	}
 }
@@ -423,7 +423,7 @@ func (p *propRun) readTo(pc *propClient, target uint64) {
 func (p *propRun) sync(broadcast bool) {
 	p.t.Helper()
 	if broadcast {
-		p.publish(propAudience{kind: Everyone})
+		p.publish(propAudience{kind: ToEveryone})
 		p.fences++
 	} else {
 		for _, pc := range p.clients {
@@ -443,7 +443,7 @@ func (p *propRun) sync(broadcast bool) {
 			case pc.start == propReset && p.waitTimeouts < 2 && p.r.IntN(2) == 0 && p.awaitReset(pc):
 				continue
 			}
-			p.publish(propAudience{kind: Client, name: pc.name})
+			p.publish(propAudience{kind: ToClient, name: pc.name})
 			p.fences++
 		}
 	}

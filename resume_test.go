@@ -137,7 +137,7 @@ func TestResumeAheadOfTheHub(t *testing.T) {
 	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1})
 	var positions []string
 	for i := range 3 {
-		m := newMessage(&Event{Data: []byte(fmt.Sprint("event ", i+1))}, Target{Kind: Everyone})
+		m := newMessage(&Event{Data: []byte(fmt.Sprint("event ", i+1))}, Target{Kind: ToEveryone})
 		if err := b.Publish(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}

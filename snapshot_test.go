@@ -124,7 +124,7 @@ func TestSnapshotStopsAtThePosition(t *testing.T) {
 	publish("a", "a2") // after the position: a's state at it is gone, a2 comes live
 	publish("c", "c1")
 	var got []string
-	b.Snapshot(context.Background(), until, []Target{{Kind: Everyone}}, func(m *Message) bool {
+	b.Snapshot(context.Background(), until, []Target{{Kind: ToEveryone}}, func(m *Message) bool {
 		got = append(got, string(m.Body))
 		return true
 	})

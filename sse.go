@@ -10,7 +10,9 @@
 //
 // Frames follow the WHATWG HTML "Server-sent events" rules exactly (see
 // [AppendEvent]), and [Decoder] parses a stream the way a browser does, so Go
-// programs and tests can read what the hub writes.
+// programs and tests can read what the hub writes. [Client] follows a stream
+// from a Go program as a browser's EventSource does: it resumes with
+// Last-Event-ID across reconnects, backs off, and reports a hub's resets.
 //
 // # Delivery guarantees
 //
@@ -79,8 +81,8 @@ const ResetEvent = "sse-reset"
 // eventsource move their resume point and never pass it to onmessage (an
 // id-only block would not move npm eventsource's), while clients with a
 // single handler for every event, such as @microsoft/fetch-event-source and
-// the Go clients, hand it to the application once per fresh start:
-// ignore the type there.
+// the other Go clients, hand it to the application once per fresh start:
+// ignore the type there. This package's Client never yields it.
 const PositionEvent = "sse-position"
 
 // ErrHubClosed is returned by Send, Broadcast, Publish and friends after

@@ -53,7 +53,7 @@ func (h *Hub) Subscribe(clientID string, topics ...string) int {
 				continue
 			}
 			h.reg.subscribe(s, t)
-			added = append(added, Target{Kind: Topic, Name: t})
+			added = append(added, Target{Kind: ToTopic, Name: t})
 		}
 		if len(added) > 0 {
 			h.catchUp(s, added, pos)
@@ -104,7 +104,7 @@ func (h *Hub) catchUp(s *stream, added []Target, pos string) {
 func (h *Hub) topicState(ctx context.Context, to []Target, pos string) ([]*Message, error) {
 	var state []*Message
 	err := h.broker.Snapshot(ctx, pos, to, func(m *Message) bool {
-		if m.To.Kind == Topic && slices.Contains(to, m.To) {
+		if m.To.Kind == ToTopic && slices.Contains(to, m.To) {
 			m.buildFrame()
 			state = append(state, m)
 		}

@@ -16,6 +16,8 @@ import (
 	r3 "github.com/r3labs/sse/v2"
 	tmax "github.com/tmaxmax/go-sse"
 	"gopkg.in/cenkalti/backoff.v1"
+
+	"github.com/ssehub/sse"
 )
 
 // client is one SSE client implementation under test.
@@ -28,6 +30,10 @@ type client struct {
 	// onmessage sees only unnamed events and whose named events reach
 	// listeners for that name.
 	single bool
+
+	// hidesPosition is true for a client that never hands the hub's
+	// sse-position to the application (this repository's Client).
+	hidesPosition bool
 
 	// prepare runs once, before the client's scenarios: it finds or starts
 	// what the client needs (fails on CI, skips elsewhere) and returns how
@@ -80,6 +86,10 @@ func clients() []client {
 				"by itself. v1.11.0 is published as github.com/launchdarkly/eventsource (the proxy has no " +
 				"gopkg.in/launchdarkly/eventsource.v1 at that version).",
 			prepare: func(*testing.T) (opener, string) { return openLaunchDarkly, "" }},
+		{name: "sse-client", version: "github.com/ssehub/sse Client (this repository)", single: true, hidesPosition: true,
+			note: "`Client.Connect` ranged until the test ends, `Retry` 100 ms; a `*ResetError` is recorded as an " +
+				"sse-reset event with its reason as data, every other error ends the range.",
+			prepare: func(*testing.T) (opener, string) { return openSSEClient, "" }},
 	}
 }
 
@@ -283,5 +293,43 @@ func openLaunchDarkly(t *testing.T, _ *testServer, streamURL string) *recorder {
 			t.Logf("launchdarkly: Events not closed 5 s after Close")
 		}
 	})
+	return rec
+}
+
+// openSSEClient follows the stream with this repository's Client, which
+// reconnects by itself. It reports a hub's reset as a *ResetError, recorded
+// here as the sse-reset event the scenarios count.
+func openSSEClient(t *testing.T, _ *testServer, streamURL string) *recorder {
+	t.Helper()
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &sse.Client{
+		Retry:   retry,
+		OnRetry: func(err error, _ time.Duration) { rec.add(record{Kind: "error", Error: err.Error()}) },
+	}
+	rec.add(record{Kind: "open"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev, err := range c.Connect(ctx, streamURL) {
+			var reset *sse.ResetError
+			if errors.As(err, &reset) {
+				rec.add(record{Kind: "message", Type: sse.ResetEvent, Data: reset.Reason})
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					rec.add(record{Kind: "error", Error: "Connect: " + err.Error()})
+				}
+				return
+			}
+			typ := ev.Type
+			if typ == "" {
+				typ = "message"
+			}
+			rec.add(record{Kind: "message", Type: typ, ID: ev.ID, Data: string(ev.Data)})
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 	return rec
 }

@@ -160,9 +160,9 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 // "c:<client ID>".
 func audience(t sse.Target) string {
 	switch t.Kind {
-	case sse.Topic:
+	case sse.ToTopic:
 		return "t:" + t.Name
-	case sse.Client:
+	case sse.ToClient:
 		return "c:" + t.Name
 	}
 	return "e:"
@@ -176,11 +176,11 @@ func target(a string) (sse.Target, bool) {
 	}
 	switch kind {
 	case "e":
-		return sse.Target{Kind: sse.Everyone}, true
+		return sse.Target{Kind: sse.ToEveryone}, true
 	case "t":
-		return sse.Target{Kind: sse.Topic, Name: name}, true
+		return sse.Target{Kind: sse.ToTopic, Name: name}, true
 	case "c":
-		return sse.Target{Kind: sse.Client, Name: name}, true
+		return sse.Target{Kind: sse.ToClient, Name: name}, true
 	}
 	return sse.Target{}, false
 }

@@ -435,10 +435,10 @@ func TestBroker(t *testing.T) {
 		t.Fatalf("head %q, want <epoch>-0-0", head)
 	}
 	ctx := context.Background()
-	everyone := []sse.Target{{Kind: sse.Everyone}}
+	everyone := []sse.Target{{Kind: sse.ToEveryone}}
 	var pos []string
 	for i := range 3 {
-		m := &sse.Message{To: sse.Target{Kind: sse.Everyone}, Body: fmt.Appendf(nil, "data: %d\n\n", i)}
+		m := &sse.Message{To: sse.Target{Kind: sse.ToEveryone}, Body: fmt.Appendf(nil, "data: %d\n\n", i)}
 		if err := b.Publish(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -515,7 +515,7 @@ func TestBroker(t *testing.T) {
 	// head is expired, a topic-only audience's is not.
 	var last string
 	for range 6 {
-		m := &sse.Message{To: sse.Target{Kind: sse.Topic, Name: "t"}, Body: []byte("data: t\n\n")}
+		m := &sse.Message{To: sse.Target{Kind: sse.ToTopic, Name: "t"}, Body: []byte("data: t\n\n")}
 		if err := b.Publish(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -524,7 +524,7 @@ func TestBroker(t *testing.T) {
 	if ok, why, _ := replay(head, last); ok || why != "expired" {
 		t.Fatalf("replay over a trimmed broadcast: %v %q", ok, why)
 	}
-	if ok, _, err := b.Replay(ctx, pos[2], last, []sse.Target{{Kind: sse.Topic, Name: "u"}}, func(*sse.Message) bool { return true }); err != nil || !ok {
+	if ok, _, err := b.Replay(ctx, pos[2], last, []sse.Target{{Kind: sse.ToTopic, Name: "u"}}, func(*sse.Message) bool { return true }); err != nil || !ok {
 		t.Fatalf("quiet audience: %v %v", ok, err)
 	}
 	// The newest entry is never trimmed, so the follower delivers it (with

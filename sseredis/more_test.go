@@ -126,7 +126,7 @@ func TestEvictionRecordBound(t *testing.T) {
 	}
 	pos := map[string]string{}
 	for _, topic := range []string{"t1", "t2", "t3", "t4"} {
-		m := &sse.Message{To: sse.Target{Kind: sse.Topic, Name: topic}, Body: []byte("data: " + topic + "\n\n")}
+		m := &sse.Message{To: sse.Target{Kind: sse.ToTopic, Name: topic}, Body: []byte("data: " + topic + "\n\n")}
 		if err := b.Publish(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestEvictionRecordBound(t *testing.T) {
 	until := pos["t4"]
 	check := func(after string, to string, want bool) {
 		t.Helper()
-		ok, why, err := b.Replay(ctx, after, until, []sse.Target{{Kind: sse.Topic, Name: to}}, func(*sse.Message) bool { return true })
+		ok, why, err := b.Replay(ctx, after, until, []sse.Target{{Kind: sse.ToTopic, Name: to}}, func(*sse.Message) bool { return true })
 		if err != nil {
 			t.Fatal(err)
 		}

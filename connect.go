@@ -1,0 +1,396 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client reads event streams over HTTP the way a browser's EventSource
+// does, for Go programs: it asks for text/event-stream, sends Last-Event-ID
+// once it has one, honours the server's retry field, and reconnects after
+// the stream ends or the network fails, backing off exponentially with
+// jitter. It understands a Hub's control events: a PositionEvent only moves
+// the resume point, and a ResetEvent is reported as a *ResetError (see
+// Client.Connect). Events are parsed by a Decoder.
+//
+// The zero Client is ready to use. A Client may run any number of streams
+// at once; its fields must not change while one runs.
+type Client struct {
+	// HTTPClient sends the requests. Nil means http.DefaultClient. Its
+	// Timeout must be zero (a Timeout cuts every stream short after that
+	// long); use Client.IdleTimeout to notice a dead connection.
+	HTTPClient *http.Client
+
+	// Header is added to every request, an Authorization header for
+	// example. The client's own headers (Accept, Cache-Control,
+	// Last-Event-ID) replace any of the same name.
+	Header http.Header
+
+	// Prepare, if set, is called with every request just before it is
+	// sent, after the headers are set: the place to build a request the
+	// fixed Header cannot describe, such as a fresh token for every
+	// connection. An error from it ends the stream with that error.
+	Prepare func(req *http.Request) error
+
+	// LastEventID, if set, is sent as Last-Event-ID on the first request, as
+	// a browser does on a reconnect: a program that kept the id of the last
+	// event it handled resumes from there after a restart. Empty means the
+	// stream starts fresh.
+	LastEventID string
+
+	// MaxEventSize bounds one event's size in bytes (see
+	// Decoder.SetMaxEventSize). Zero means DefaultMaxEventSize (1 MiB). A
+	// larger event ends the stream with an error wrapping ErrEventTooLarge:
+	// reconnecting would only fetch the same event again.
+	MaxEventSize int
+
+	// Retry is the reconnection time used until the server sends a retry
+	// field, which then replaces it, as in a browser. Zero means
+	// DefaultRetry (3 s).
+	Retry time.Duration
+
+	// MaxBackoff caps the wait between reconnection attempts. The wait
+	// starts at the reconnection time after a healthy connection (one that
+	// delivered an event or moved the last event ID) and doubles after
+	// every attempt that fails to make one, up to MaxBackoff (or the
+	// reconnection time, if larger); each wait is then picked at random in
+	// its upper half. Zero means DefaultMaxBackoff (30 s).
+	MaxBackoff time.Duration
+
+	// MaxRetries ends the stream after that many reconnection attempts in
+	// a row that did not give a healthy connection, with an error wrapping
+	// both ErrRetriesExhausted and the last failure. Zero means the client
+	// never gives up, as a browser.
+	MaxRetries int
+
+	// RetryServerErrors, if true, makes answers 429 Too Many Requests and
+	// 5xx reconnect, waiting at least as long as their Retry-After header
+	// asks (seconds or an HTTP date), instead of ending the stream with a
+	// *ResponseError as a browser does. Services usually want this: a
+	// deploy or an overloaded proxy answers 502 or 503 for a while.
+	RetryServerErrors bool
+
+	// IdleTimeout, if positive, drops a connection on which nothing (not
+	// even a heartbeat comment) arrived for that long, and reconnects: a
+	// stalled connection through a dead proxy is otherwise noticed only by
+	// TCP, if ever. Set it well above the server's heartbeat interval (a
+	// Hub's Config.Heartbeat, 15 s by default). Zero means no limit.
+	IdleTimeout time.Duration
+
+	// OnRetry, if set, is called before every wait for a reconnection, with
+	// the reason (an error wrapping io.EOF when the server ended the stream)
+	// and the wait. It runs on the goroutine that ranges over the events,
+	// so it must not block; it is the place to log.
+	OnRetry func(err error, wait time.Duration)
+}
+
+// ErrRetriesExhausted is wrapped, together with the last failure, by the
+// error that ends a stream after Client.MaxRetries reconnection attempts in
+// a row failed.
+var ErrRetriesExhausted = errors.New("sse: reconnection attempts exhausted")
+
+// errIdle is the cause of a connection dropped by Client.IdleTimeout.
+var errIdle = errors.New("idle timeout")
+
+// ResetError is how a Client reports a Hub's ResetEvent: the events since
+// the last event ID it sent could not be replayed, so the caller must
+// reload its state. It is not the end of the stream: if the caller goes on
+// ranging, the events that follow are the snapshot of the server's current
+// keyed state, then live events.
+type ResetError struct {
+	// Reason is the reset's data: "unknown", "expired" or "epoch" from a
+	// Hub (see ResetEvent).
+	Reason string
+	// LastEventID is the id the client sent, which could not be resumed.
+	LastEventID string
+}
+
+// Error says what happened and what to do.
+func (e *ResetError) Error() string {
+	return fmt.Sprintf("sse: stream reset (%s): events after %q cannot be replayed; reload your state", e.Reason, e.LastEventID)
+}
+
+// ResponseError reports an answer that is not an event stream: a status
+// other than 2xx, or a Content-Type other than text/event-stream. It ends
+// the stream, but for 429 and 5xx with Client.RetryServerErrors. Test for
+// it with errors.As.
+type ResponseError struct {
+	URL        string      // the stream's URL, as given to Connect
+	StatusCode int         // the answer's status, such as 500
+	Header     http.Header // the answer's header
+	// Body holds the first bytes of the answer's body (up to 512), which
+	// often say what went wrong.
+	Body []byte
+}
+
+// ContentType returns the answer's Content-Type.
+func (e *ResponseError) ContentType() string { return e.Header.Get("Content-Type") }
+
+// RetryAfter returns how long the answer's Retry-After header asks to wait,
+// measured from now, or 0 without a valid one.
+func (e *ResponseError) RetryAfter() time.Duration { return retryAfter(e.Header, time.Now()) }
+
+// Error describes the answer.
+func (e *ResponseError) Error() string {
+	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	var msg string
+	if e.StatusCode >= 200 && e.StatusCode < 300 {
+		msg = fmt.Sprintf("sse: GET %s: %s with Content-Type %q, not text/event-stream", e.URL, status, e.ContentType())
+	} else {
+		msg = fmt.Sprintf("sse: GET %s: %s", e.URL, status)
+	}
+	if body := strings.TrimSpace(strings.ToValidUTF8(string(e.Body), "\uFFFD")); body != "" {
+		msg += ": " + body
+	}
+	return msg
+}
+
+// Connect returns the events of the stream at url, read with the zero
+// Client: see Client.Connect.
+func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
+	return (&Client{}).Connect(ctx, url)
+}
+
+// Connect returns the events of the stream at url. Nothing is sent until
+// the sequence is ranged over; each range opens the stream anew (from
+// Client.LastEventID) and reconnects for as long as the loop goes on, with
+// the resume point carried across reconnects, so the events of one range
+// arrive in order and a server that keeps history (a Hub) replays what a
+// reconnect missed. Every event's ID is the last event ID at
+// its dispatch: what to keep to resume after a restart. (A Hub's
+// PositionEvent moves the resume point without an event, so a kept ID may
+// be a little older than the client's; resuming from it replays the
+// difference.)
+//
+// Each value is an event with a nil error, or an error:
+//   - a *ResetError (errors.As) reports a Hub's ResetEvent: events were
+//     lost. Reload your state and keep ranging (the snapshot follows), or
+//     stop. It is the one error after which the sequence goes on.
+//   - any other error is the last value: a *ResponseError (errors.As); an
+//     error wrapping ErrEventTooLarge; one wrapping ErrRetriesExhausted and
+//     the last failure; an error from Client.Prepare or from building the
+//     request; or ctx.Err() once ctx is done, which ends everything at
+//     once, a read or a wait included.
+//
+// A server that answers 204 No Content asks the client to stop for good:
+// the sequence then ends without an error. Control events (ResetEvent,
+// PositionEvent) are never yielded as events. Breaking out of the loop
+// closes the connection. No goroutine outlives the range.
+func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		s := &clientStream{c: c, ctx: ctx, url: url, lastID: c.LastEventID, retry: c.Retry}
+		if s.retry <= 0 {
+			s.retry = DefaultRetry
+		}
+		s.run(yield)
+	}
+}
+
+// clientStream is the state of one range over Client.Connect: what carries
+// across its connections.
+type clientStream struct {
+	c      *Client
+	ctx    context.Context
+	url    string
+	lastID string        // the last event ID string
+	retry  time.Duration // the reconnection time
+}
+
+// attempt is how one connection ended.
+type attempt struct {
+	stop    bool          // the sequence is over: err, if set, was not yet yielded
+	err     error         // why it ended
+	healthy bool          // it delivered an event or moved the last event ID
+	wait    time.Duration // the least wait before the next attempt (Retry-After)
+}
+
+func (s *clientStream) run(yield func(Event, error) bool) {
+	failures := 0 // reconnection attempts in a row without a healthy connection
+	for {
+		a := s.connect(yield)
+		if a.stop {
+			if a.err != nil {
+				yield(Event{}, a.err)
+			}
+			return
+		}
+		if a.healthy {
+			failures = 0
+		} else if s.c.MaxRetries > 0 && failures >= s.c.MaxRetries {
+			yield(Event{}, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, failures, a.err))
+			return
+		}
+		limit := s.c.MaxBackoff
+		if limit <= 0 {
+			limit = DefaultMaxBackoff
+		}
+		wait := max(backoff(s.retry, limit, failures, rand.Float64()), a.wait)
+		failures++
+		if s.c.OnRetry != nil {
+			s.c.OnRetry(a.err, wait)
+		}
+		if !sleep(s.ctx, wait) {
+			yield(Event{}, s.ctx.Err())
+			return
+		}
+	}
+}
+
+// sleep waits for d and reports whether it did, or false once ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// connect makes one connection and yields its events until it ends.
+func (s *clientStream) connect(yield func(Event, error) bool) attempt {
+	if err := s.ctx.Err(); err != nil {
+		return attempt{stop: true, err: err}
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	resp, a, ok := s.open(ctx)
+	if !ok {
+		return a
+	}
+	defer resp.Body.Close()
+
+	var body io.Reader = resp.Body
+	if s.c.IdleTimeout > 0 {
+		ir := &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: time.AfterFunc(s.c.IdleTimeout, func() { cancel(errIdle) })}
+		defer ir.t.Stop()
+		body = ir
+	}
+	d := NewDecoder(body)
+	d.SetLastEventID(s.lastID)
+	d.SetMaxEventSize(s.c.MaxEventSize)
+	sent := s.lastID
+	healthy := false
+	for {
+		ev, err := d.Decode()
+		if d.LastEventID() != s.lastID {
+			s.lastID = d.LastEventID()
+			healthy = true
+		}
+		if r := d.Retry(); r > 0 {
+			s.retry = r
+		}
+		if err != nil {
+			if ctxErr := s.ctx.Err(); ctxErr != nil {
+				return attempt{stop: true, err: ctxErr}
+			}
+			if errors.Is(err, ErrEventTooLarge) {
+				return attempt{stop: true, err: fmt.Errorf("sse: GET %s: %w", s.url, err)}
+			}
+			if context.Cause(ctx) == errIdle {
+				err = fmt.Errorf("sse: GET %s: nothing received for %v", s.url, s.c.IdleTimeout)
+			} else if err == io.EOF {
+				err = fmt.Errorf("sse: GET %s: the server ended the stream: %w", s.url, err)
+			} else {
+				err = fmt.Errorf("sse: GET %s: %w", s.url, err)
+			}
+			return attempt{err: err, healthy: healthy}
+		}
+		healthy = true
+		switch ev.Type {
+		case PositionEvent:
+			continue // its id moved the resume point; nothing to tell
+		case ResetEvent:
+			if !yield(Event{}, &ResetError{Reason: string(ev.Data), LastEventID: sent}) {
+				return attempt{stop: true}
+			}
+			continue
+		}
+		if !yield(ev, nil) {
+			return attempt{stop: true}
+		}
+	}
+}
+
+// open sends the request and checks the answer. ok is false when there is
+// no stream to read; a then says what to do.
+func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, attempt{stop: true, err: fmt.Errorf("sse: %w", err)}, false
+	}
+	for k, vs := range s.c.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if s.lastID != "" {
+		req.Header.Set("Last-Event-ID", s.lastID)
+	} else {
+		req.Header.Del("Last-Event-ID")
+	}
+	if s.c.Prepare != nil {
+		if err := s.c.Prepare(req); err != nil {
+			return nil, attempt{stop: true, err: fmt.Errorf("sse: GET %s: Prepare: %w", s.url, err)}, false
+		}
+	}
+	hc := s.c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err = hc.Do(req)
+	if err != nil {
+		if ctxErr := s.ctx.Err(); ctxErr != nil {
+			return nil, attempt{stop: true, err: ctxErr}, false
+		}
+		return nil, attempt{err: err}, false // a *url.Error naming the request
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		resp.Body.Close()
+		return nil, attempt{stop: true}, false
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && isEventStream(resp.Header.Get("Content-Type")) {
+		return resp, attempt{}, true
+	}
+	rerr := &ResponseError{URL: s.url, StatusCode: resp.StatusCode, Header: resp.Header}
+	rerr.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	if s.c.RetryServerErrors && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode <= 599) {
+		return nil, attempt{err: rerr, wait: retryAfter(resp.Header, time.Now())}, false
+	}
+	return nil, attempt{stop: true, err: rerr}, false
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream,
+// whatever its parameters.
+func isEventStream(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/event-stream"
+}
+
+// idleReader moves a timer's deadline out by d at every read that returns
+// bytes.
+type idleReader struct {
+	r io.Reader
+	d time.Duration
+	t *time.Timer
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if n > 0 {
+		ir.t.Reset(ir.d)
+	}
+	return n, err
+}
