@@ -59,7 +59,9 @@ type Client struct {
 
 	// MaxBackoff caps the wait between reconnection attempts. The wait
 	// starts at the reconnection time after a healthy connection (one that
-	// delivered an event or moved the last event ID) and doubles after
+	// delivered an event, moved the last event ID, or stayed open for the
+	// reconnection time and at least a second: a quiet stream, not a
+	// refusal that ends at once) and doubles after
 	// every attempt that fails to make one, up to MaxBackoff (or the
 	// reconnection time, if larger); each wait is then picked at random in
 	// its upper half. Zero means DefaultMaxBackoff (30 s).
@@ -96,6 +98,10 @@ type Client struct {
 // error that ends a stream after Client.MaxRetries reconnection attempts in
 // a row failed.
 var ErrRetriesExhausted = errors.New("sse: reconnection attempts exhausted")
+
+// healthyAfter is how long a connection that delivers nothing must stay
+// open to count as healthy, if the reconnection time is shorter.
+const healthyAfter = time.Second
 
 // errIdle is the cause of a connection dropped by Client.IdleTimeout.
 var errIdle = errors.New("idle timeout")
@@ -208,7 +214,7 @@ type clientStream struct {
 type attempt struct {
 	stop    bool          // the sequence is over: err, if set, was not yet yielded
 	err     error         // why it ended
-	healthy bool          // it delivered an event or moved the last event ID
+	healthy bool          // it delivered an event, moved the last event ID or stayed open a while (healthyAfter)
 	wait    time.Duration // the least wait before the next attempt (Retry-After)
 }
 
@@ -280,6 +286,7 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 	d.SetMaxEventSize(s.c.MaxEventSize)
 	sent := s.lastID
 	healthy := false
+	opened := time.Now()
 	for {
 		ev, err := d.Decode()
 		if d.LastEventID() != s.lastID {
@@ -303,6 +310,10 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 			} else {
 				err = fmt.Errorf("sse: GET %s: %w", s.url, err)
 			}
+			// A stream that stayed open a while was healthy even if it
+			// had nothing to say (a resumed stream with heartbeats only):
+			// unlike a refusal, which ends at once.
+			healthy = healthy || time.Since(opened) >= max(s.retry, healthyAfter)
 			return attempt{err: err, healthy: healthy}
 		}
 		healthy = true

@@ -805,3 +805,30 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// A connection that stays open a while without an event (a resumed stream
+// that only gets heartbeats) is healthy: MaxRetries counts only attempts
+// that fail at once, so a quiet stream whose server restarts now and then
+// is never given up on.
+func TestClientQuietConnectionIsHealthy(t *testing.T) {
+	srv, n := streamHandler(t, func(_ int, w http.ResponseWriter, r *http.Request, flush func()) {
+		_, _ = io.WriteString(w, ":\n")
+		flush()
+		select {
+		case <-time.After(healthyAfter + 100*time.Millisecond):
+		case <-r.Context().Done():
+		}
+	})
+	ctx, cancel := testCtx(t)
+	c := fast()
+	c.MaxRetries = 1
+	c.OnRetry = func(error, time.Duration) {
+		if n.Load() >= 3 {
+			cancel()
+		}
+	}
+	r := collect(c.Connect(ctx, srv.URL), nil)
+	if !errors.Is(r.err, context.Canceled) || n.Load() != 3 {
+		t.Fatalf("after %d quiet connections: %v, want the context's end", n.Load(), r.err)
+	}
+}
