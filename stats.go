@@ -26,7 +26,7 @@ type Stats struct {
 	// kind is also logged as a warning, even without Config.Logger.
 	NoWriteDeadline     uint64 // streams whose writes cannot be cut short (see ErrStuckStreams)
 	ServerWriteTimeouts uint64 // of those, streams that http.Server.WriteTimeout cut (ReasonServerWriteTimeout)
-	Unflushable         uint64 // requests answered 500 because their ResponseWriter cannot flush, so cannot stream
+	Unflushable         uint64 // requests whose ResponseWriter cannot flush, so cannot stream (answered 500 before anything is written)
 	Compressed          uint64 // streams that middleware gave a Content-Encoding (see Hub.ServeHTTP)
 }
 
