@@ -61,9 +61,8 @@ func TestAbuseCRInData(t *testing.T) {
 // gets a reset ("unknown") and a log line holding 48 bytes of it, not a
 // megabyte.
 func TestAbuseHugeLastEventID(t *testing.T) {
-	var logged bytes.Buffer
-	var mu sync.Mutex
-	h, srv := newTestHub(t, Config{Heartbeat: -1, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil))})
+	var logged syncBuffer
+	h, srv := newTestHub(t, Config{Heartbeat: -1, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	check := bystander(t, h, srv.URL, nil)
 	huge := strings.Repeat("x", 1<<20)
 	c, resp := tryDial(t, nil, srv.URL, lastEventID(huge))
@@ -75,10 +74,8 @@ func TestAbuseHugeLastEventID(t *testing.T) {
 		t.Fatalf("got %s %q, want a reset", ev.Type, ev.Data)
 	}
 	check()
-	mu.Lock()
-	defer mu.Unlock()
-	if logged.Len() > 64<<10 || !strings.Contains(logged.String(), "(1048576 bytes)") {
-		t.Fatalf("the log holds %d bytes: %.300q", logged.Len(), logged.String())
+	if out := logged.String(); len(out) > 64<<10 || !strings.Contains(out, "(1048576 bytes)") {
+		t.Fatalf("the log holds %d bytes: %.300q", len(out), out)
 	}
 }
 
@@ -241,12 +238,11 @@ func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
 // in Stats.HookPanics, and the hub goes on serving; with Config.Hijack an
 // OnDisconnect that panics on the hub's own goroutine is logged, not fatal.
 func TestAbuseHooksThatPanic(t *testing.T) {
-	var logged bytes.Buffer
-	var mu sync.Mutex
+	var logged syncBuffer
 	h, srv := newTestHub(t, Config{
 		ClientID:  headerID,
 		Heartbeat: -1,
-		Logger:    slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
+		Logger:    slog.New(slog.NewTextHandler(&logged, nil)),
 		OnConnect: func(info StreamInfo) {
 			if info.ClientID == "bad" {
 				panic("OnConnect bug")
@@ -279,8 +275,6 @@ func TestAbuseHooksThatPanic(t *testing.T) {
 	check()
 	waitFor(t, "only the bystander to be left", func() bool { return h.Stats().Streams == 1 })
 	if *hijackAll {
-		mu.Lock()
-		defer mu.Unlock()
 		if !strings.Contains(logged.String(), "OnDisconnect bug") {
 			t.Fatalf("the panic on the hub's goroutine was not logged: %q", logged.String())
 		}

@@ -45,6 +45,8 @@ type stream struct {
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
 
+	began      time.Time  // when its handler began
+	serverCut  time.Time  // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
 	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
 	idleClear  bool       // writer-owned: clear the deadline before waiting (see disarm)
 	spare      []*Message // writer-owned: the drained queue, kept for reuse

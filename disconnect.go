@@ -25,6 +25,16 @@ const (
 	// time; or the Broker lost deliveries to this hub (Message.Gap). The
 	// client reconnects and tries again.
 	ReasonUnavailable
+	// ReasonServerWriteTimeout: http.Server.WriteTimeout cut the stream,
+	// because its ResponseWriter takes no write deadline, so the hub could
+	// not clear the server's (middleware that wraps the ResponseWriter
+	// without an Unwrap method; see Stats.NoWriteDeadline). The client
+	// reconnects, and the next stream is cut the same way: give the
+	// wrapper an Unwrap method. The hub names this reason for a stream
+	// whose writer takes no deadline and that ended, as a client leaving
+	// or a failed write, once the server's WriteTimeout had passed since
+	// its request began.
+	ReasonServerWriteTimeout
 )
 
 // String returns the reason in a word or two, for logs.
@@ -42,6 +52,8 @@ func (r DisconnectReason) String() string {
 		return "shutdown"
 	case ReasonUnavailable:
 		return "unavailable"
+	case ReasonServerWriteTimeout:
+		return "cut by http.Server.WriteTimeout"
 	}
 	return "unknown"
 }

@@ -3,7 +3,9 @@ package sse_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"log"
 	"net/http"
@@ -366,4 +368,35 @@ func ExampleClient_Connect() {
 	// Output:
 	// greeting: hello
 	// greeting: world
+}
+
+// Without Prometheus (see the sseprom module for it), the standard
+// library's expvar serves the hub's Stats as JSON at /debug/vars, on
+// http.DefaultServeMux or wherever expvar.Handler() is mounted: one line,
+// read at every request.
+func ExampleHub_Stats_expvar() {
+	hub, err := sse.NewHub(sse.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	expvar.Publish("sse", expvar.Func(func() any { return hub.Stats() }))
+
+	hub.Broadcast(sse.Event{Data: []byte("counted")})
+	srv := httptest.NewServer(expvar.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var vars struct {
+		SSE sse.Stats `json:"sse"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("published:", vars.SSE.Published, "streams:", vars.SSE.Streams)
+	// Output:
+	// published: 1 streams: 0
 }

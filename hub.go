@@ -249,6 +249,7 @@ func (h *Hub) Stats() Stats {
 	st.Refused = h.stats.refused.Load()
 	st.Heartbeats = h.stats.heartbeats.Load()
 	st.NoWriteDeadline = h.stats.noDeadline.Load()
+	st.ServerWriteTimeouts = h.stats.serverTimeouts.Load()
 	st.Unflushable = h.stats.unflushable.Load()
 	st.Compressed = h.stats.compressed.Load()
 	return st
@@ -270,8 +271,12 @@ const allowed = "GET, HEAD, OPTIONS"
 // middleware that passes preflight requests on; other methods with 405. A
 // Content-Encoding that middleware put on a stream is reported (a warning
 // logged once per hub, Stats.Compressed): a compressor that buffers holds
-// events back.
+// events back. A ResponseWriter that cannot flush (nor hijack, with
+// Config.Hijack), such as middleware that wraps it without an Unwrap
+// method, cannot stream: such requests are answered 500 (see
+// Stats.Unflushable).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
@@ -307,6 +312,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !reaches(w, flusher) && !(h.cfg.Hijack && r.ProtoMajor == 1 && reaches(w, hijacker)) {
+		h.unflushable(w, r)
+		return
+	}
 	if r.Method == http.MethodHead {
 		setStreamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
@@ -314,6 +323,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
+	s.began = began
 	reg, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
@@ -449,6 +459,17 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 				"holds its stream's writer until TCP gives up, and Shutdown cannot end it; "+
 				"wrap the ResponseWriter in middleware with an Unwrap method",
 				"type", fmt.Sprintf("%T", s.w))
+			if srv, _ := s.info.Request.Context().Value(http.ServerContextKey).(*http.Server); srv != nil && srv.WriteTimeout > 0 {
+				// net/http set it as it read the request, just before the
+				// handler began: allow for that.
+				wt := srv.WriteTimeout
+				s.serverCut = s.began.Add(wt - min(wt/50, 100*time.Millisecond))
+				h.warn(warnServerTimeout, "sse: the ResponseWriter takes no write deadline, so the hub cannot clear "+
+					"http.Server.WriteTimeout, which will cut every stream that long after its request began "+
+					"(reason \""+ReasonServerWriteTimeout.String()+"\"); "+
+					"wrap the ResponseWriter in middleware with an Unwrap method",
+					"write_timeout", wt, "type", fmt.Sprintf("%T", s.w))
+			}
 		}
 	}
 	s.idleClear = s.info.Request.ProtoMajor != 1
@@ -457,7 +478,7 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 		batch = append(batch, control(retryFrame(nil, retry)))
 	}
 	if err := h.writeAll(s, batch); err != nil {
-		if errors.Is(err, http.ErrNotSupported) {
+		if errors.Is(err, http.ErrNotSupported) { // a writer that could hijack, but then did not
 			h.stats.unflushable.Add(1)
 			h.warn(warnNoFlush, "sse: the ResponseWriter cannot flush, so it cannot stream; "+
 				"wrap it in middleware with an Unwrap method", "type", fmt.Sprintf("%T", s.w))
@@ -485,17 +506,79 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 // and the handler returns.
 func (h *Hub) serve(s *stream, r *http.Request, batch []*Message, whole bool, info StreamInfo) (reason DisconnectReason, handedOff bool) {
 	if err := h.open(s, h.cfg.Retry, true); err != nil {
-		return h.startFailed(s, r, err), false
+		return h.cutByServer(s, h.startFailed(s, r, err)), false
 	}
 	if reason, ok := h.start(s, r, batch, whole); !ok {
-		return reason, false
+		return h.cutByServer(s, reason), false
 	}
 	if s.conn != nil {
 		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
 		go h.drive(s, info)
 		return 0, true
 	}
-	return s.run(r.Context().Done()), false
+	return h.cutByServer(s, s.run(r.Context().Done())), false
+}
+
+// cutByServer returns ReasonServerWriteTimeout for a stream that
+// http.Server.WriteTimeout has cut, and reason for any other: a stream
+// whose writer takes no deadline that failed or saw its request end, as
+// net/http ends it when a write misses the deadline, once the server's
+// WriteTimeout has passed.
+func (h *Hub) cutByServer(s *stream, reason DisconnectReason) DisconnectReason {
+	if s.serverCut.IsZero() || time.Now().Before(s.serverCut) ||
+		(reason != ReasonClientGone && reason != ReasonWriteFailed) {
+		return reason
+	}
+	h.stats.serverTimeouts.Add(1)
+	h.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", ReasonServerWriteTimeout,
+		"type", fmt.Sprintf("%T", s.w))
+	return ReasonServerWriteTimeout
+}
+
+// unflushable answers a request whose ResponseWriter cannot flush, which
+// therefore cannot stream: the events would wait in a buffer until the
+// handler returned, that is for ever. It answers 500, after which browsers
+// do not reconnect: this is a fault in the server's code, which no retry
+// mends, and an empty 200 instead would have every page reconnect every
+// Retry and never receive an event, with nothing in the browser to say
+// why. The body says it; the warning goes to slog.Default() if the hub
+// has no Logger.
+func (h *Hub) unflushable(w http.ResponseWriter, r *http.Request) {
+	h.stats.unflushable.Add(1)
+	h.warn(warnNoFlush, "sse: the ResponseWriter cannot flush, so it cannot stream: answered 500; "+
+		"wrap it in middleware with an Unwrap method (or a Flush method that flushes)",
+		"type", fmt.Sprintf("%T", w), "remote", r.RemoteAddr)
+	http.Error(w, "sse: this server cannot stream events: its ResponseWriter cannot flush "+
+		"(middleware that wraps it needs an Unwrap method)", http.StatusInternalServerError)
+}
+
+// reaches reports whether w, or a writer its Unwrap methods lead to, has
+// a method that can, as http.ResponseController looks for them. Nothing
+// is written.
+func reaches(w http.ResponseWriter, can func(http.ResponseWriter) bool) bool {
+	for !can(w) {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return true
+}
+
+// flusher and hijacker say whether w has the methods that
+// http.ResponseController calls to flush and to hijack.
+func flusher(w http.ResponseWriter) bool {
+	switch w.(type) {
+	case http.Flusher, interface{ FlushError() error }:
+		return true
+	}
+	return false
+}
+
+func hijacker(w http.ResponseWriter) bool {
+	_, ok := w.(http.Hijacker)
+	return ok
 }
 
 // refuse answers a request the hub will not serve now with 200 and a retry

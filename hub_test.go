@@ -494,58 +494,6 @@ func TestThroughMiddleware(t *testing.T) {
 	}
 }
 
-// A writer that cannot flush at all cannot stream: the stream ends at once
-// with ReasonWriteFailed, and the hub's log says why, rather than buffering
-// events forever.
-func TestUnflushableWriterIsReported(t *testing.T) {
-	var logged strings.Builder
-	var mu sync.Mutex
-	reasons := make(chan DisconnectReason, 1)
-	h, err := NewHub(testConfig(Config{
-		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { reasons <- r },
-		Logger:       slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&opaque{w}, r)
-	}))
-	defer srv.Close()
-	defer h.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body) // ends: the handler returned
-	resp.Body.Close()
-	select {
-	case r := <-reasons:
-		if r != ReasonWriteFailed {
-			t.Fatalf("reason %v", r)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("the stream did not end")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logged.String(), "cannot flush") || !strings.Contains(logged.String(), "level=WARN") {
-		t.Fatalf("log %q does not explain the failure", logged.String())
-	}
-	waitStreams(t, h, 0)
-}
-
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // http.Server.WriteTimeout would cut a stream after it elapses; the hub
 // clears it for its streams.
 func TestServerWriteTimeoutDoesNotCutStreams(t *testing.T) {

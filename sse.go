@@ -35,6 +35,40 @@
 //     goroutine the hub started or runs on has finished, or its context
 //     ends. The hooks may call it.
 //
+// # Serving and shutting down
+//
+// A program mounts the hub like any handler, and ends the hub's streams
+// before it shuts its server down: a stream is a request that ends only
+// when its client leaves or the hub ends it, so [http.Server.Shutdown] on
+// its own would wait out its whole context with streams open. (With
+// [Config.Hijack], the server does not see the streams at all.) The
+// README's program, examples/quickstart, in short:
+//
+//	hub, err := sse.NewHub(sse.Config{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	http.Handle("/sse", hub)
+//	srv := &http.Server{Addr: ":8080", ReadHeaderTimeout: 10 * time.Second}
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
+//	failed := make(chan error, 1)
+//	go func() { failed <- srv.ListenAndServe() }()
+//	select {
+//	case err := <-failed:
+//		log.Fatal(err) // never nil: the port is taken, say
+//	case <-ctx.Done(): // SIGINT or SIGTERM
+//	}
+//	timeout, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//	defer cancel()
+//	hub.Shutdown(timeout) // first: the streams end, so the server's handlers return
+//	srv.Shutdown(timeout)
+//
+// Registering the hub with the server, srv.RegisterOnShutdown(hub.Close),
+// works too; it runs when Shutdown begins. Behind a web framework (gin,
+// echo, chi, GoFrame; Fiber cannot stream it) the hub mounts in one line:
+// see examples/frameworks.
+//
 // # Several nodes
 //
 // Ordering, history and replay live behind the [Broker] interface. The

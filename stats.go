@@ -26,9 +26,10 @@ type Stats struct {
 	// Streams served through a ResponseWriter that hides what streaming
 	// needs, such as middleware without an Unwrap method; the first of each
 	// kind is also logged as a warning, even without Config.Logger.
-	NoWriteDeadline uint64 // streams whose writes cannot be cut short (see ErrStuckStreams)
-	Unflushable     uint64 // requests whose ResponseWriter cannot flush, which cannot stream
-	Compressed      uint64 // streams that middleware gave a Content-Encoding (see Hub.ServeHTTP)
+	NoWriteDeadline     uint64 // streams whose writes cannot be cut short (see ErrStuckStreams)
+	ServerWriteTimeouts uint64 // of those, streams that http.Server.WriteTimeout cut (ReasonServerWriteTimeout)
+	Unflushable         uint64 // requests whose ResponseWriter cannot flush, so cannot stream (answered 500 before anything is written)
+	Compressed          uint64 // streams that middleware gave a Content-Encoding (see Hub.ServeHTTP)
 }
 
 // Resets counts the reconnects sent a ResetEvent, by its reason.
@@ -42,7 +43,7 @@ type Resets struct {
 // counters are the hub's running totals.
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
-	noDeadline, unflushable, compressed                                               atomic.Uint64
+	noDeadline, serverTimeouts, unflushable, compressed                               atomic.Uint64
 	expired, unknown, epoch, otherReset, gaps, replayFailures, hookPanics             atomic.Uint64
 }
 

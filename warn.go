@@ -8,11 +8,12 @@ import "log/slog"
 type warning uint8
 
 const (
-	warnNoFlush      warning = iota // a ResponseWriter that cannot flush
-	warnNoDeadline                  // a ResponseWriter that takes no write deadline
-	warnStuck                       // Shutdown gave up on such streams
-	warnPublishHangs                // Shutdown gave up waiting for Broker.Publish
-	warnEncoding                    // middleware compresses a stream
+	warnNoFlush       warning = iota // a ResponseWriter that cannot flush
+	warnNoDeadline                   // a ResponseWriter that takes no write deadline
+	warnServerTimeout                // such a ResponseWriter under http.Server.WriteTimeout
+	warnStuck                        // Shutdown gave up on such streams
+	warnPublishHangs                 // Shutdown gave up waiting for Broker.Publish
+	warnEncoding                     // middleware compresses a stream
 	warnKinds
 )
 
