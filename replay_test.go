@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,7 +554,7 @@ func TestFailingReplayEndsWithoutReset(t *testing.T) {
 	waitFor(t, "the stream to end as unavailable", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(reasons) == 2 && reasons[1] == ReasonUnavailable
+		return slices.Contains(reasons, ReasonUnavailable) // the first stream's end may come later
 	})
 	if st := h.Stats(); st.Resets != 0 || st.ReplayFailures != 1 {
 		t.Fatalf("stats %+v, want no reset and one replay failure", st)
