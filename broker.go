@@ -49,8 +49,13 @@ type Broker interface {
 	// "epoch" (the hub sends a ResetEvent), or "ahead", when after is a
 	// position later than until that this hub has not been delivered yet
 	// (possible with several nodes: the hub then waits for its deliveries
-	// to catch up and asks again). Replay must not hold locks that Publish
-	// needs while it calls fn: fn writes to the network.
+	// to catch up and asks again). An error says the broker failed (it
+	// could not reach its store, say): the hub then ends the stream before
+	// writing anything, and its client retries with the same
+	// Last-Event-ID, so an after the broker cannot read must be answered
+	// "unknown", never with an error, or that client would retry for ever.
+	// Replay must not hold locks that Publish needs while it calls fn: fn
+	// writes to the network.
 	Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (ok bool, reason string, err error)
 
 	// Snapshot calls fn, in position order, for the newest message of each

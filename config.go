@@ -133,12 +133,12 @@ type Config struct {
 	// stream has started (and sees no status or byte count), the request's
 	// context is done from then on, OnDisconnect runs on a goroutine of the
 	// hub's (a panic in it is logged), and the server's ConnState hook and
-	// http.Server.Shutdown no longer see the connection: call Hub.Shutdown before
-	// http.Server.Shutdown (which would not wait for a hub.Close it runs
-	// from RegisterOnShutdown). HTTP/2
-	// streams, refused requests and ResponseWriters that cannot hijack (a
-	// wrapper without Unwrap) are served through net/http as usual. False
-	// leaves every connection to net/http.
+	// http.Server.Shutdown no longer see the connection: call
+	// Hub.Shutdown before http.Server.Shutdown (which would not wait for a
+	// hub.Close it runs from RegisterOnShutdown). HTTP/2 streams, refused
+	// requests and ResponseWriters that cannot hijack (a wrapper without
+	// Unwrap) are served through net/http as usual. False leaves every
+	// connection to net/http.
 	Hijack bool
 
 	// OnConnect, if set, is called once for every stream, after it is
