@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,7 +99,7 @@ func (rs *redisServer) restart(down time.Duration) error {
 	rs.mu.Lock()
 	cmd, done := rs.cmd, rs.done
 	rs.mu.Unlock()
-	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
