@@ -39,6 +39,11 @@ func TestDelivers(t *testing.T) {
 			waitFor(t, "100 events", func() bool { return c.Seq() == 100 })
 			cancel()
 			c.Wait()
+			// Let the server see the client go before Close: tmaxmax's
+			// Shutdown ends a handler still waiting in Joe.Subscribe without
+			// waiting for Joe's last flush to it, a race in that library,
+			// not in what this test checks.
+			waitFor(t, "the stream to end", func() bool { return im.Streams() == 0 })
 			if c.Received != 100 || c.FirstSeq != 1 || c.Lost != 0 || c.Dups != 0 {
 				t.Fatalf("received %d from %d, lost %d, dups %d", c.Received, c.FirstSeq, c.Lost, c.Dups)
 			}
