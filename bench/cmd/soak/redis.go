@@ -5,28 +5,20 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	sse "github.com/ssehub/sse"
+	"github.com/ssehub/sse/bench/internal/redisproc"
 	"github.com/ssehub/sse/sseredis"
 )
 
 // redisServer is the Redis of a -redis run: one the soak started, which it
-// can restart, or one at a given address, which it cannot.
+// can restart, or one at a given address (proc nil), which it cannot.
 type redisServer struct {
 	addr string
-	bin  string
-	dir  string // "" when the soak did not start it
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *redisproc.Server
 }
 
 // startRedis starts a redis-server on a free loopback port when addr is
@@ -36,90 +28,17 @@ func startRedis(addr, bin string) (*redisServer, error) {
 	if addr != "auto" {
 		return &redisServer{addr: addr}, nil
 	}
-	path, err := exec.LookPath(bin)
+	p, err := redisproc.Start(bin, true)
 	if err != nil {
-		return nil, fmt.Errorf("-redis auto needs redis-server (Debian: apt-get install redis-server): %w", err)
+		return nil, fmt.Errorf("-redis auto: %w", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir, err := os.MkdirTemp("", "soak-redis-")
-	if err != nil {
-		return nil, err
-	}
-	rs := &redisServer{addr: "127.0.0.1:" + strconv.Itoa(port), bin: path, dir: dir}
-	if err := rs.start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	return rs, nil
-}
-
-func (rs *redisServer) start() error {
-	_, port, _ := net.SplitHostPort(rs.addr)
-	cmd := exec.Command(rs.bin, "--port", port, "--bind", "127.0.0.1", "--dir", rs.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-		"--logfile", filepath.Join(rs.dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	rs.mu.Lock()
-	rs.cmd, rs.done = cmd, done
-	rs.mu.Unlock()
-	c := redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1})
-	defer c.Close()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(rs.dir, "redis.log"))
-			return fmt.Errorf("redis-server exited: %s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server did not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// restart stops the server as an operator would (SIGTERM) and starts it
-// again on the same port and files after down.
-func (rs *redisServer) restart(down time.Duration) error {
-	rs.mu.Lock()
-	cmd, done := rs.cmd, rs.done
-	rs.mu.Unlock()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	time.Sleep(down)
-	return rs.start()
+	return &redisServer{addr: p.Addr, proc: p}, nil
 }
 
 func (rs *redisServer) stop() {
-	if rs.dir == "" {
-		return
+	if rs.proc != nil {
+		rs.proc.Stop()
 	}
-	rs.mu.Lock()
-	cmd, done := rs.cmd, rs.done
-	rs.mu.Unlock()
-	_ = cmd.Process.Kill()
-	<-done
-	_ = os.RemoveAll(rs.dir)
 }
 
 // redisNode starts a hub on sseredis, its Redis client going through a
@@ -194,8 +113,8 @@ func (r *run) injectRedisFaults(rs *redisServer, every, pause time.Duration, don
 			return
 		case <-t.C:
 		}
-		if i%2 == 0 && rs.dir != "" {
-			if err := rs.restart(500 * time.Millisecond); err != nil {
+		if i%2 == 0 && rs.proc != nil {
+			if err := rs.proc.Restart(500 * time.Millisecond); err != nil {
 				r.logf("redis restart: %v", err)
 			}
 			r.faults.restarts.Add(1)

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	sse "github.com/ssehub/sse"
 	"github.com/ssehub/sse/bench/internal/load"
+	"github.com/ssehub/sse/bench/internal/redisproc"
 	"github.com/ssehub/sse/bench/internal/server"
 	"github.com/ssehub/sse/sseredis"
 )
@@ -223,71 +223,9 @@ func redisVersion(bin string) string {
 	return s
 }
 
-// redisProc is a redis-server this command started.
-type redisProc struct {
-	cmd  *exec.Cmd
-	dir  string
-	addr string
-	done chan struct{}
-}
-
-func startRedisServer(bin string) (*redisProc, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("%s: %w (Debian: apt-get install redis-server)", bin, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir, err := os.MkdirTemp("", "ssebench-redis-")
-	if err != nil {
-		return nil, err
-	}
-	r := &redisProc{dir: dir, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--logfile", filepath.Join(dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return r, nil
-		}
-		select {
-		case <-r.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("redis-server exited: %s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.stop()
-			return nil, fmt.Errorf("redis-server did not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *redisProc) stop() {
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	_ = os.RemoveAll(r.dir)
-}
-
-// cpu returns the process's user+system CPU time from /proc/PID/stat.
-func (r *redisProc) cpu() time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(r.cmd.Process.Pid) + "/stat")
+// procCPU returns a process's user+system CPU time from /proc/PID/stat.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -682,18 +620,18 @@ func redisRun(p redisParams, pin bool, setup, mode string) (map[string]float64, 
 	if mode == "rate" {
 		args = append(args, "-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64))
 	}
-	var rp *redisProc
+	var rp *redisproc.Server
 	var info *redis.Client
 	if setup == "redis" {
 		var err error
-		rp, err = startRedisServer(p.Bin)
+		rp, err = redisproc.Start(p.Bin, false)
 		if err != nil {
 			return nil, err
 		}
-		defer rp.stop()
-		info = redis.NewClient(&redis.Options{Addr: rp.addr})
+		defer rp.Stop()
+		info = redis.NewClient(&redis.Options{Addr: rp.Addr})
 		defer info.Close()
-		args = append(args, "-redis", rp.addr)
+		args = append(args, "-redis", rp.Addr)
 	}
 	node, err := startNode(pin, args...)
 	if err != nil {
@@ -767,7 +705,7 @@ func redisRun(p redisParams, pin bool, setup, mode string) (map[string]float64, 
 			return s, err
 		}
 		if rp != nil {
-			s.rcpu = rp.cpu()
+			s.rcpu = procCPU(rp.Pid())
 			c, u, err := commandCalls(context.Background(), info)
 			if err != nil {
 				return s, err
