@@ -21,10 +21,10 @@ import (
 func FuzzLastEventID(f *testing.F) {
 	b := newMemoryBroker(8, 16)
 	ctx := context.Background()
+	to := []Target{{Kind: ToEveryone}, {Kind: ToTopic, Name: "t"}, {Kind: ToClient, Name: "c"}}
 	var positions []string
 	for i := range 20 {
-		to := []Target{{Kind: ToEveryone}, {Kind: ToTopic, Name: "t"}, {Kind: ToClient, Name: "c"}}[i%3]
-		m := newMessage(&Event{Data: []byte("e" + strconv.Itoa(i))}, to)
+		m := newMessage(&Event{Data: []byte("e" + strconv.Itoa(i))}, to[i%3])
 		if err := b.Publish(ctx, m); err != nil {
 			f.Fatal(err)
 		}
@@ -37,7 +37,6 @@ func FuzzLastEventID(f *testing.F) {
 		epoch + "-0x10", epoch + "-1_2", "aaaaaaaa-5", epoch, epoch + "-", "-5", "\x00", strings.Repeat("9", 4096)} {
 		f.Add(s)
 	}
-	to := []Target{{Kind: ToEveryone}, {Kind: ToTopic, Name: "t"}, {Kind: ToClient, Name: "c"}}
 	f.Fuzz(func(t *testing.T, last string) {
 		var got []string
 		ok, reason, err := b.Replay(ctx, last, until, to, func(m *Message) bool {

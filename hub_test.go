@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -526,7 +525,7 @@ func TestPanickingHookLeavesNothingBehind(t *testing.T) {
 		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { disconnects <- r },
 		Logger:       slog.New(slog.DiscardHandler),
 	})
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // keep the recovered panic out of the test output
+	srv.Config.ErrorLog = quietLog() // keep the recovered panic out of the test output
 	if resp, err := http.Get(srv.URL); err == nil {
 		resp.Body.Close()
 	}
@@ -559,7 +558,7 @@ func TestPanickingBrokerLeavesTheHooksPaired(t *testing.T) {
 		OnConnect:    func(StreamInfo) { mu.Lock(); connects++; mu.Unlock() },
 		OnDisconnect: func(StreamInfo, DisconnectReason) { mu.Lock(); disconnects++; mu.Unlock() },
 	})
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)              // net/http logs the recovered panics
+	srv.Config.ErrorLog = quietLog()                              // net/http logs the recovered panics
 	for _, header := range []http.Header{nil, lastEventID("x")} { // Snapshot, then Replay
 		if resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL, header)); err == nil {
 			io.Copy(io.Discard, resp.Body)
