@@ -1,446 +1,407 @@
 package sse
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net"
+	"iter"
+	"math/rand/v2"
+	"mime"
 	"net/http"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 )
 
-// stream is one connected event stream: a bounded queue of frames that any
-// goroutine may add to without blocking, and the writer that drains it, which
-// runs on the stream's own request goroutine.
-type stream struct {
-	// What a delivery touches, kept together.
-	mu     sync.Mutex // guards the fields up to keyed
-	queue  []*Message // in delivery order; conflation may leave nil holes
-	bytes  int        // sum of the queued frames' lengths
-	holes  int        // nil entries in queue
-	closed bool
-	reason DisconnectReason
-	hub    *Hub
-
-	keyed map[uint64]int // for long queues: where each state's frame is, by Message.stateHash
-	wake  chan struct{}  // capacity 1: "the queue changed or the stream closed"
-	wrote atomic.Bool    // set by the writer after a write; cleared by the heartbeat
-
-	info  StreamInfo
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	conn  net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
-	ended chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
-
-	// Guarded by hub.mu.
-	topics map[string]struct{}
-	index  int // in hub.reg.all
-
-	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
-	opened   bool       // the headers are out; guarded by connMu
-	finished bool       // the handler is returning; guarded by connMu
-	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
-
-	connected bool // OnConnect was called; set by the handler before its writer runs
-	unbounded bool // counted by Hub.track.bound; set by Hub.open
-
-	began      time.Time  // when its handler began
-	serverCut  time.Time  // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
-	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
-	idleClear  bool       // writer-owned: clear the deadline before waiting (see disarm)
-	spare      []*Message // writer-owned: the drained queue, kept for reuse
-	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
-}
-
-func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
-	s := &stream{
-		hub:  h,
-		info: info,
-		w:    w,
-		rc:   http.NewResponseController(w),
-		wake: make(chan struct{}, 1),
-	}
-	if len(info.Topics) > 0 {
-		s.topics = make(map[string]struct{}, len(info.Topics))
-		for _, t := range info.Topics {
-			s.topics[t] = struct{}{}
-		}
-	}
-	return s
-}
-
-// enqueue adds m's frame to the queue and reports whether it did. It never
-// blocks on the client. A queued frame of the same state (the same Key for
-// the same audience) is replaced. If the frame does not fit, the stream is
-// ended as slow.
-func (s *stream) enqueue(m *Message) bool {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false
-	}
-	if m.Key != "" {
-		s.conflate(m)
-	}
-	if s.bytes+len(m.frame) > s.hub.cfg.QueueBytes {
-		s.closed, s.reason = true, ReasonSlow
-		s.mu.Unlock()
-		s.hub.stats.slow.Add(1)
-		s.signal()
-		// Its writer is likely blocked on the client: cut that write short
-		// rather than wait out the write timeout. The stream's handler is
-		// still running (it is registered), so the WaitGroup is non-zero.
-		s.hub.track.add(1)
-		go s.hub.expire(s)
-		return false
-	}
-	wasEmpty := len(s.queue) == 0
-	s.queue = append(s.queue, m)
-	s.bytes += len(m.frame)
-	if s.keyed != nil && m.Key != "" {
-		s.keyed[m.stateHash] = len(s.queue) - 1 // after a compaction in conflate, too
-	}
-	filling := s.bytes > s.hub.cfg.QueueBytes/2
-	s.mu.Unlock()
-	if filling && !s.hub.pressure.Load() {
-		s.hub.pressure.Store(true)
-	}
-	if wasEmpty {
-		// A non-empty queue was signalled when it became non-empty and has
-		// not been taken since (take empties it): the writer will see m.
-		s.signal()
-	}
-	return true
-}
-
-// indexFrom is the queue length from which conflation looks keys up in an
-// index rather than scanning the queue: a queue that short is scanned
-// faster than a map is kept.
-const indexFrom = 32
-
-// conflate removes the queued frame of m's state, if there is one. A short
-// queue is scanned and closed up; a long one is indexed by the states'
-// hashes, and the frame leaves a hole that take drops, so each enqueue
-// costs the same however long the queue. (Two states whose hashes collide
-// are conflated less, never wrongly: the index entry is checked.) Callers
-// hold s.mu.
-func (s *stream) conflate(m *Message) {
-	if s.keyed == nil && len(s.queue) >= indexFrom {
-		s.keyed = make(map[uint64]int, len(s.queue))
-		for i, q := range s.queue {
-			if q.Key != "" { // no holes yet: they come with the index
-				s.keyed[q.stateHash] = i
-			}
-		}
-	}
-	if s.keyed == nil {
-		for i, q := range s.queue {
-			if q.stateHash == m.stateHash && q.state() == m.state() {
-				s.bytes -= len(q.frame)
-				copy(s.queue[i:], s.queue[i+1:])
-				s.queue[len(s.queue)-1] = nil
-				s.queue = s.queue[:len(s.queue)-1]
-				return
-			}
-		}
-		return
-	}
-	i, ok := s.keyed[m.stateHash]
-	if !ok || s.queue[i] == nil || s.queue[i].state() != m.state() {
-		return
-	}
-	// The index entry stays: enqueue points it at m.
-	s.bytes -= len(s.queue[i].frame)
-	s.queue[i] = nil
-	s.holes++
-	if s.holes >= compactFrom && s.holes > len(s.queue)/2 {
-		s.compact()
-	}
-}
-
-// compactFrom is the fewest holes a queue is compacted for: compacting
-// re-indexes the queue, so it is done rarely enough to cost little per
-// enqueue (the holes cost a pointer each meanwhile).
-const compactFrom = 256
-
-// compact closes the queue's holes and re-indexes it. Callers hold s.mu.
-func (s *stream) compact() {
-	kept := s.queue[:0]
-	for _, q := range s.queue {
-		if q != nil {
-			if q.Key != "" && s.keyed != nil {
-				s.keyed[q.stateHash] = len(kept)
-			}
-			kept = append(kept, q)
-		}
-	}
-	clear(s.queue[len(kept):])
-	s.queue, s.holes = kept, 0
-}
-
-// expire makes a blocked write of s fail at once. It runs on its own
-// goroutine: a ResponseWriter's SetWriteDeadline may wait on its connection,
-// and enqueue must never wait.
-func (h *Hub) expire(s *stream) {
-	defer h.track.done()
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	// Not before the stream's headers are out, so its client gets a 200;
-	// not once the handler returns, as the connection may serve another
-	// request.
-	if s.opened && !s.finished {
-		s.expired = true // so that no later deadline move undoes this one
-		_ = s.setWriteDeadline(time.Now())
-	}
-}
-
-// finish marks the stream's handler as returning: from now on the hub
-// leaves its connection alone.
-func (s *stream) finish() {
-	s.connMu.Lock()
-	s.finished = true
-	s.connMu.Unlock()
-}
-
-// close ends the stream for reason, unless it has already ended, and
-// returns the reason it ended for: the first one given.
-func (s *stream) close(reason DisconnectReason) DisconnectReason {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed, s.reason = true, reason
-	}
-	reason = s.reason
-	s.mu.Unlock()
-	s.signal()
-	return reason
-}
-
-// signal wakes the writer. The channel is never closed, so signalling a
-// finished stream is harmless.
-func (s *stream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// isClosed reports whether the stream has been ended.
-func (s *stream) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-// take removes everything queued. A stream ended as slow hands over
-// nothing: its client cannot keep up and will replay after reconnecting.
-func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason) {
-	s.mu.Lock()
-	if len(s.queue) > 0 { // a wake-up may find the queue already drained
-		if s.holes > 0 {
-			s.compact()
-		}
-		batch = s.queue
-		s.queue, s.spare = s.spare, nil
-		s.bytes, s.keyed = 0, nil
-	}
-	closed, reason = s.closed, s.reason
-	s.mu.Unlock()
-	if closed && reason == ReasonSlow {
-		return nil, true, reason
-	}
-	return batch, closed, reason
-}
-
-// run drains the queue until the stream ends, and returns why it ended.
-func (s *stream) run(done <-chan struct{}) DisconnectReason {
-	for {
-		if s.idleClear && !s.deadlineAt.IsZero() && len(s.wake) == 0 {
-			s.disarm() // about to wait, with no write pending
-		}
-		select {
-		case <-s.wake:
-		case <-done:
-			return ReasonClientGone
-		}
-		batch, closed, reason := s.take()
-		if len(batch) > 0 {
-			err := s.write(batch)
-			// Keep the drained slice for the next drain, so a busy stream
-			// queues without allocating; a stream idle enough for a lone
-			// heartbeat gives a large one back to the garbage collector.
-			idle := len(batch) == 1 && batch[0].heartbeat
-			clear(batch)
-			if !idle || cap(batch) <= idleSpare {
-				s.spare = batch[:0]
-			}
-			if err != nil {
-				// A stream ended as slow while its write was blocked ends as slow.
-				reason := s.close(ReasonWriteFailed)
-				s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
-				return reason
-			}
-		}
-		if closed {
-			return reason
-		}
-	}
-}
-
-// idleSpare is the largest drained queue an idle stream keeps for reuse.
-const idleSpare = 16
-
-// writeChunk bounds the bytes gathered into one write.
-const writeChunk = 32 << 10
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
-
-// write writes the frames of batch, gathered into as few writes as possible,
-// then flushes, all under the write deadline.
-func (s *stream) write(batch []*Message) error {
-	if err := s.deadline(); err != nil {
-		return err
-	}
-	out := s.out()
-	if len(batch) == 1 {
-		if _, err := out.Write(batch[0].frame); err != nil {
-			return err
-		}
-	} else {
-		bp := chunkPool.Get().(*[]byte)
-		buf := (*bp)[:0]
-		for _, m := range batch {
-			if len(buf) > 0 && len(buf)+len(m.frame) > writeChunk {
-				if _, err := out.Write(buf); err != nil {
-					chunkPool.Put(bp)
-					return err
-				}
-				buf = buf[:0]
-			}
-			if len(m.frame) > writeChunk {
-				if _, err := out.Write(m.frame); err != nil {
-					chunkPool.Put(bp)
-					return err
-				}
-				continue
-			}
-			buf = append(buf, m.frame...)
-		}
-		var err error
-		if len(buf) > 0 {
-			_, err = out.Write(buf)
-		}
-		*bp = buf[:0]
-		chunkPool.Put(bp)
-		if err != nil {
-			return err
-		}
-	}
-	if err := s.flush(); err != nil {
-		return err
-	}
-	s.wrote.Store(true)
-	s.hub.stats.written.Add(uint64(len(batch)))
-	return nil
-}
-
-// deadline sets the write deadline for the next write. Writers that cannot
-// take a deadline (a wrapper without Unwrap, a test recorder) are written
-// without one (see Hub.open, which reports them).
+// Client reads event streams over HTTP the way a browser's EventSource
+// does, for Go programs: it asks for text/event-stream, sends Last-Event-ID
+// once it has one, honours the server's retry field, and reconnects after
+// the stream ends or the network fails, backing off exponentially with
+// jitter. It understands a Hub's control events: a PositionEvent only moves
+// the resume point, and a ResetEvent is reported as a *ResetError (see
+// Client.Connect). Events are parsed by a Decoder.
 //
-// Moving a deadline costs a runtime timer update (over HTTP/2, a message to
-// the connection's goroutine), so a deadline in place is moved only when
-// less than half of Config.WriteTimeout is left: a write is bounded by
-// between half and all of it. Once Shutdown has begun, no deadline goes
-// past Hub.stopBy, so every stream has ended by then. A stream that expire
-// cut short keeps its deadline in the past.
-func (s *stream) deadline() error {
-	if s.noDeadline {
-		return nil
-	}
-	now := time.Now()
-	stopBy := s.hub.stopBy.Load()
-	if !s.deadlineAt.IsZero() && s.deadlineAt.Sub(now) > s.hub.cfg.WriteTimeout/2 &&
-		(stopBy == 0 || s.deadlineAt.UnixNano() <= stopBy) {
-		return nil
-	}
-	at := now.Add(s.hub.cfg.WriteTimeout)
-	if stopBy != 0 && at.UnixNano() > stopBy {
-		at = time.Unix(0, stopBy)
-	}
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	if s.expired {
-		return errExpired
-	}
-	err := s.setWriteDeadline(at)
-	if errors.Is(err, http.ErrNotSupported) {
-		s.noDeadline = true // and stop asking: each refusal allocates an error
-		return nil
-	}
-	if err == nil {
-		s.deadlineAt = at
-	}
-	return err
+// The zero Client is ready to use. A Client may run any number of streams
+// at once; its fields must not change while one runs.
+type Client struct {
+	// HTTPClient sends the requests. Nil means http.DefaultClient. Its
+	// Timeout must be zero (a Timeout cuts every stream short after that
+	// long); use Client.IdleTimeout to notice a dead connection.
+	HTTPClient *http.Client
+
+	// Header is added to every request, an Authorization header for
+	// example. The client's own headers (Accept, Cache-Control,
+	// Last-Event-ID) replace any of the same name.
+	Header http.Header
+
+	// Prepare, if set, is called with every request just before it is
+	// sent, after the headers are set: the place to build a request the
+	// fixed Header cannot describe, such as a fresh token for every
+	// connection. An error from it ends the stream with that error.
+	Prepare func(req *http.Request) error
+
+	// LastEventID, if set, is sent as Last-Event-ID on the first request, as
+	// a browser does on a reconnect: a program that kept the id of the last
+	// event it handled resumes from there after a restart. Empty means the
+	// stream starts fresh.
+	LastEventID string
+
+	// MaxEventSize bounds one event's size in bytes (see
+	// Decoder.SetMaxEventSize). Zero means DefaultMaxEventSize (1 MiB). A
+	// larger event ends the stream with an error wrapping ErrEventTooLarge:
+	// reconnecting would only fetch the same event again.
+	MaxEventSize int
+
+	// Retry is the reconnection time used until the server sends a retry
+	// field, which then replaces it, as in a browser. Zero means
+	// DefaultRetry (3 s).
+	Retry time.Duration
+
+	// MaxBackoff caps the wait between reconnection attempts. The wait
+	// starts at the reconnection time after a healthy connection (one that
+	// delivered an event, moved the last event ID, or stayed open for the
+	// reconnection time and at least a second: a quiet stream, not a
+	// refusal that ends at once) and doubles after
+	// every attempt that fails to make one, up to MaxBackoff (or the
+	// reconnection time, if larger); each wait is then picked at random in
+	// its upper half. Zero means DefaultMaxBackoff (30 s).
+	MaxBackoff time.Duration
+
+	// MaxRetries ends the stream after that many reconnection attempts in
+	// a row that did not give a healthy connection, with an error wrapping
+	// both ErrRetriesExhausted and the last failure. Zero means the client
+	// never gives up, as a browser.
+	MaxRetries int
+
+	// RetryServerErrors, if true, makes answers 429 Too Many Requests and
+	// 5xx reconnect, waiting at least as long as their Retry-After header
+	// asks (seconds or an HTTP date), instead of ending the stream with a
+	// *ResponseError as a browser does. Services usually want this: a
+	// deploy or an overloaded proxy answers 502 or 503 for a while.
+	RetryServerErrors bool
+
+	// IdleTimeout, if positive, drops a connection on which nothing (not
+	// even a heartbeat comment) arrived for that long, and reconnects: a
+	// stalled connection through a dead proxy is otherwise noticed only by
+	// TCP, if ever. Set it well above the server's heartbeat interval (a
+	// Hub's Config.Heartbeat, 15 s by default). Zero means no limit.
+	IdleTimeout time.Duration
+
+	// OnRetry, if set, is called before every wait for a reconnection, with
+	// the reason (an error wrapping io.EOF when the server ended the stream)
+	// and the wait. It runs on the goroutine that ranges over the events,
+	// so it must not block; it is the place to log.
+	OnRetry func(err error, wait time.Duration)
 }
 
-// disarm clears the write deadline of a writer about to wait for its queue.
-// Over HTTP/2 a write deadline is a timer that resets the stream when it
-// fires, even with no write pending: a deadline left in place after a write
-// would end an idle stream WriteTimeout later, whatever the heartbeat. So
-// streams not written over an HTTP/1 connection (where a deadline only
-// bounds the calls made before it passes) hold a deadline only while they
-// write.
-func (s *stream) disarm() {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	if !s.expired {
-		_ = s.setWriteDeadline(time.Time{})
-	}
-	s.deadlineAt = time.Time{}
+// ErrRetriesExhausted is wrapped, together with the last failure, by the
+// error that ends a stream after Client.MaxRetries reconnection attempts in
+// a row failed.
+var ErrRetriesExhausted = errors.New("sse: reconnection attempts exhausted")
+
+// healthyAfter is how long a connection that delivers nothing must stay
+// open to count as healthy, if the reconnection time is shorter.
+const healthyAfter = time.Second
+
+// errIdle is the cause of a connection dropped by Client.IdleTimeout.
+var errIdle = errors.New("idle timeout")
+
+// ResetError is how a Client reports a Hub's ResetEvent: the events since
+// the last event ID it sent could not be replayed, so the caller must
+// reload its state. It is not the end of the stream: if the caller goes on
+// ranging, the events that follow are the snapshot of the server's current
+// keyed state, then live events.
+type ResetError struct {
+	// Reason is the reset's data: "unknown", "expired" or "epoch" from a
+	// Hub (see ResetEvent).
+	Reason string
+	// LastEventID is the id the client sent, which could not be resumed.
+	LastEventID string
 }
 
-// errExpired fails the writes of a stream that expire cut short.
-var errExpired = errors.New("sse: the stream was ended as slow")
-
-// out is where the stream's frames go: the ResponseWriter, or the
-// connection once the stream has taken it over.
-func (s *stream) out() io.Writer {
-	if s.conn != nil {
-		return s.conn
-	}
-	return s.w
+// Error says what happened and what to do.
+func (e *ResetError) Error() string {
+	return fmt.Sprintf("sse: stream reset (%s): events after %q cannot be replayed; reload your state", e.Reason, e.LastEventID)
 }
 
-// flush sends what net/http buffered. A connection taken over is written
-// unbuffered: nothing to flush.
-func (s *stream) flush() error {
-	if s.conn != nil {
-		return nil
-	}
-	return s.rc.Flush()
+// ResponseError reports an answer that is not an event stream: a status
+// other than 2xx, or a Content-Type other than text/event-stream. It ends
+// the stream, but for 429 and 5xx with Client.RetryServerErrors. Test for
+// it with errors.As.
+type ResponseError struct {
+	URL        string      // the stream's URL, as given to Connect
+	StatusCode int         // the answer's status, such as 500
+	Header     http.Header // the answer's header
+	// Body holds the first bytes of the answer's body (up to 512), which
+	// often say what went wrong.
+	Body []byte
 }
 
-// setWriteDeadline sets the deadline of the stream's connection. Safe to
-// call while the writer writes (Hub.expire does).
-func (s *stream) setWriteDeadline(t time.Time) error {
-	if s.conn != nil {
-		return s.conn.SetWriteDeadline(t)
+// ContentType returns the answer's Content-Type.
+func (e *ResponseError) ContentType() string { return e.Header.Get("Content-Type") }
+
+// RetryAfter returns how long the answer's Retry-After header asks to wait,
+// measured from now, or 0 without a valid one.
+func (e *ResponseError) RetryAfter() time.Duration { return retryAfter(e.Header, time.Now()) }
+
+// Error describes the answer.
+func (e *ResponseError) Error() string {
+	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	var msg string
+	if e.StatusCode >= 200 && e.StatusCode < 300 {
+		msg = fmt.Sprintf("sse: GET %s: %s with Content-Type %q, not text/event-stream", e.URL, status, e.ContentType())
+	} else {
+		msg = fmt.Sprintf("sse: GET %s: %s", e.URL, status)
 	}
-	return s.rc.SetWriteDeadline(t)
+	if body := strings.TrimSpace(strings.ToValidUTF8(string(e.Body), "\uFFFD")); body != "" {
+		msg += ": " + body
+	}
+	return msg
 }
 
-// entitled reports whether the stream may receive m. topics is a snapshot
-// of the stream's topics.
-func (s *stream) entitled(m *Message, topics map[string]struct{}) bool {
-	switch m.To.Kind {
-	case ToEveryone:
+// Connect returns the events of the stream at url, read with the zero
+// Client: see Client.Connect.
+func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
+	return (&Client{}).Connect(ctx, url)
+}
+
+// Connect returns the events of the stream at url. Nothing is sent until
+// the sequence is ranged over; each range opens the stream anew (from
+// Client.LastEventID) and reconnects for as long as the loop goes on, with
+// the resume point carried across reconnects, so the events of one range
+// arrive in order and a server that keeps history (a Hub) replays what a
+// reconnect missed. Every event's ID is the last event ID at
+// its dispatch: what to keep to resume after a restart. (A Hub's
+// PositionEvent moves the resume point without an event, so a kept ID may
+// be a little older than the client's; resuming from it replays the
+// difference.)
+//
+// Each value is an event with a nil error, or an error:
+//   - a *ResetError (errors.As) reports a Hub's ResetEvent: events were
+//     lost. Reload your state and keep ranging (the snapshot follows), or
+//     stop. It is the one error after which the sequence goes on.
+//   - any other error is the last value: a *ResponseError (errors.As); an
+//     error wrapping ErrEventTooLarge; one wrapping ErrRetriesExhausted and
+//     the last failure; an error from Client.Prepare or from building the
+//     request; or ctx.Err() once ctx is done, which ends everything at
+//     once, a read or a wait included.
+//
+// A server that answers 204 No Content asks the client to stop for good:
+// the sequence then ends without an error. Control events (ResetEvent,
+// PositionEvent) are never yielded as events. Breaking out of the loop
+// closes the connection. No goroutine outlives the range.
+func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		s := &clientStream{c: c, ctx: ctx, url: url, lastID: c.LastEventID, retry: c.Retry}
+		if s.retry <= 0 {
+			s.retry = DefaultRetry
+		}
+		s.run(yield)
+	}
+}
+
+// clientStream is the state of one range over Client.Connect: what carries
+// across its connections.
+type clientStream struct {
+	c      *Client
+	ctx    context.Context
+	url    string
+	lastID string        // the last event ID string
+	retry  time.Duration // the reconnection time
+}
+
+// attempt is how one connection ended.
+type attempt struct {
+	stop    bool          // the sequence is over: err, if set, was not yet yielded
+	err     error         // why it ended
+	healthy bool          // it delivered an event, moved the last event ID or stayed open a while (healthyAfter)
+	wait    time.Duration // the least wait before the next attempt (Retry-After)
+}
+
+func (s *clientStream) run(yield func(Event, error) bool) {
+	failures := 0 // reconnection attempts in a row without a healthy connection
+	for {
+		a := s.connect(yield)
+		if a.stop {
+			if a.err != nil {
+				yield(Event{}, a.err)
+			}
+			return
+		}
+		if a.healthy {
+			failures = 0
+		} else if s.c.MaxRetries > 0 && failures >= s.c.MaxRetries {
+			yield(Event{}, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, failures, a.err))
+			return
+		}
+		limit := s.c.MaxBackoff
+		if limit <= 0 {
+			limit = DefaultMaxBackoff
+		}
+		wait := max(backoff(s.retry, limit, failures, rand.Float64()), a.wait)
+		failures++
+		if s.c.OnRetry != nil {
+			s.c.OnRetry(a.err, wait)
+		}
+		if !sleep(s.ctx, wait) {
+			yield(Event{}, s.ctx.Err())
+			return
+		}
+	}
+}
+
+// sleep waits for d and reports whether it did, or false once ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
 		return true
-	case ToTopic:
-		_, ok := topics[m.To.Name]
-		return ok
-	case ToClient:
-		return m.To.Name == s.info.ClientID
+	case <-ctx.Done():
+		return false
 	}
-	return false
+}
+
+// connect makes one connection and yields its events until it ends.
+func (s *clientStream) connect(yield func(Event, error) bool) attempt {
+	if err := s.ctx.Err(); err != nil {
+		return attempt{stop: true, err: err}
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	resp, a, ok := s.open(ctx)
+	if !ok {
+		return a
+	}
+	defer resp.Body.Close()
+
+	var body io.Reader = resp.Body
+	if s.c.IdleTimeout > 0 {
+		ir := &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: time.AfterFunc(s.c.IdleTimeout, func() { cancel(errIdle) })}
+		defer ir.t.Stop()
+		body = ir
+	}
+	d := NewDecoder(body)
+	d.SetLastEventID(s.lastID)
+	d.SetMaxEventSize(s.c.MaxEventSize)
+	sent := s.lastID
+	healthy := false
+	opened := time.Now()
+	for {
+		ev, err := d.Decode()
+		if d.LastEventID() != s.lastID {
+			s.lastID = d.LastEventID()
+			healthy = true
+		}
+		if r := d.Retry(); r > 0 {
+			s.retry = r
+		}
+		if err != nil {
+			if ctxErr := s.ctx.Err(); ctxErr != nil {
+				return attempt{stop: true, err: ctxErr}
+			}
+			if errors.Is(err, ErrEventTooLarge) {
+				return attempt{stop: true, err: fmt.Errorf("sse: GET %s: %w", s.url, err)}
+			}
+			if context.Cause(ctx) == errIdle {
+				err = fmt.Errorf("sse: GET %s: nothing received for %v", s.url, s.c.IdleTimeout)
+			} else if err == io.EOF {
+				err = fmt.Errorf("sse: GET %s: the server ended the stream: %w", s.url, err)
+			} else {
+				err = fmt.Errorf("sse: GET %s: %w", s.url, err)
+			}
+			// A stream that stayed open a while was healthy even if it
+			// had nothing to say (a resumed stream with heartbeats only):
+			// unlike a refusal, which ends at once.
+			healthy = healthy || time.Since(opened) >= max(s.retry, healthyAfter)
+			return attempt{err: err, healthy: healthy}
+		}
+		healthy = true
+		switch ev.Type {
+		case PositionEvent:
+			continue // its id moved the resume point; nothing to tell
+		case ResetEvent:
+			if !yield(Event{}, &ResetError{Reason: string(ev.Data), LastEventID: sent}) {
+				return attempt{stop: true}
+			}
+			continue
+		}
+		if !yield(ev, nil) {
+			return attempt{stop: true}
+		}
+	}
+}
+
+// open sends the request and checks the answer. ok is false when there is
+// no stream to read; a then says what to do.
+func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, attempt{stop: true, err: fmt.Errorf("sse: %w", err)}, false
+	}
+	for k, vs := range s.c.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if s.lastID != "" {
+		req.Header.Set("Last-Event-ID", s.lastID)
+	} else {
+		req.Header.Del("Last-Event-ID")
+	}
+	if s.c.Prepare != nil {
+		if err := s.c.Prepare(req); err != nil {
+			return nil, attempt{stop: true, err: fmt.Errorf("sse: GET %s: Prepare: %w", s.url, err)}, false
+		}
+	}
+	hc := s.c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err = hc.Do(req)
+	if err != nil {
+		if ctxErr := s.ctx.Err(); ctxErr != nil {
+			return nil, attempt{stop: true, err: ctxErr}, false
+		}
+		return nil, attempt{err: err}, false // a *url.Error naming the request
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		resp.Body.Close()
+		return nil, attempt{stop: true}, false
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && isEventStream(resp.Header.Get("Content-Type")) {
+		return resp, attempt{}, true
+	}
+	rerr := &ResponseError{URL: s.url, StatusCode: resp.StatusCode, Header: resp.Header}
+	rerr.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	if s.c.RetryServerErrors && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode <= 599) {
+		return nil, attempt{err: rerr, wait: retryAfter(resp.Header, time.Now())}, false
+	}
+	return nil, attempt{stop: true, err: rerr}, false
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream,
+// whatever its parameters.
+func isEventStream(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/event-stream"
+}
+
+// idleReader moves a timer's deadline out by d at every read that returns
+// bytes.
+type idleReader struct {
+	r io.Reader
+	d time.Duration
+	t *time.Timer
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if n > 0 {
+		ir.t.Reset(ir.d)
+	}
+	return n, err
 }

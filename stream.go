@@ -1,0 +1,447 @@
+package sse
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stream is one connected event stream (the server side; the Go client that
+// reads one is Client, in client.go): a bounded queue of frames that any
+// goroutine may add to without blocking, and the writer that drains it, which
+// runs on the stream's own request goroutine.
+type stream struct {
+	// What a delivery touches, kept together.
+	mu     sync.Mutex // guards the fields up to keyed
+	queue  []*Message // in delivery order; conflation may leave nil holes
+	bytes  int        // sum of the queued frames' lengths
+	holes  int        // nil entries in queue
+	closed bool
+	reason DisconnectReason
+	hub    *Hub
+
+	keyed map[uint64]int // for long queues: where each state's frame is, by Message.stateHash
+	wake  chan struct{}  // capacity 1: "the queue changed or the stream closed"
+	wrote atomic.Bool    // set by the writer after a write; cleared by the heartbeat
+
+	info  StreamInfo
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	conn  net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
+	ended chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
+
+	// Guarded by hub.mu.
+	topics map[string]struct{}
+	index  int // in hub.reg.all
+
+	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
+	opened   bool       // the headers are out; guarded by connMu
+	finished bool       // the handler is returning; guarded by connMu
+	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
+
+	connected bool // OnConnect was called; set by the handler before its writer runs
+	unbounded bool // counted by Hub.track.bound; set by Hub.open
+
+	began      time.Time  // when its handler began
+	serverCut  time.Time  // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
+	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
+	idleClear  bool       // writer-owned: clear the deadline before waiting (see disarm)
+	spare      []*Message // writer-owned: the drained queue, kept for reuse
+	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
+}
+
+func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
+	s := &stream{
+		hub:  h,
+		info: info,
+		w:    w,
+		rc:   http.NewResponseController(w),
+		wake: make(chan struct{}, 1),
+	}
+	if len(info.Topics) > 0 {
+		s.topics = make(map[string]struct{}, len(info.Topics))
+		for _, t := range info.Topics {
+			s.topics[t] = struct{}{}
+		}
+	}
+	return s
+}
+
+// enqueue adds m's frame to the queue and reports whether it did. It never
+// blocks on the client. A queued frame of the same state (the same Key for
+// the same audience) is replaced. If the frame does not fit, the stream is
+// ended as slow.
+func (s *stream) enqueue(m *Message) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if m.Key != "" {
+		s.conflate(m)
+	}
+	if s.bytes+len(m.frame) > s.hub.cfg.QueueBytes {
+		s.closed, s.reason = true, ReasonSlow
+		s.mu.Unlock()
+		s.hub.stats.slow.Add(1)
+		s.signal()
+		// Its writer is likely blocked on the client: cut that write short
+		// rather than wait out the write timeout. The stream's handler is
+		// still running (it is registered), so the WaitGroup is non-zero.
+		s.hub.track.add(1)
+		go s.hub.expire(s)
+		return false
+	}
+	wasEmpty := len(s.queue) == 0
+	s.queue = append(s.queue, m)
+	s.bytes += len(m.frame)
+	if s.keyed != nil && m.Key != "" {
+		s.keyed[m.stateHash] = len(s.queue) - 1 // after a compaction in conflate, too
+	}
+	filling := s.bytes > s.hub.cfg.QueueBytes/2
+	s.mu.Unlock()
+	if filling && !s.hub.pressure.Load() {
+		s.hub.pressure.Store(true)
+	}
+	if wasEmpty {
+		// A non-empty queue was signalled when it became non-empty and has
+		// not been taken since (take empties it): the writer will see m.
+		s.signal()
+	}
+	return true
+}
+
+// indexFrom is the queue length from which conflation looks keys up in an
+// index rather than scanning the queue: a queue that short is scanned
+// faster than a map is kept.
+const indexFrom = 32
+
+// conflate removes the queued frame of m's state, if there is one. A short
+// queue is scanned and closed up; a long one is indexed by the states'
+// hashes, and the frame leaves a hole that take drops, so each enqueue
+// costs the same however long the queue. (Two states whose hashes collide
+// are conflated less, never wrongly: the index entry is checked.) Callers
+// hold s.mu.
+func (s *stream) conflate(m *Message) {
+	if s.keyed == nil && len(s.queue) >= indexFrom {
+		s.keyed = make(map[uint64]int, len(s.queue))
+		for i, q := range s.queue {
+			if q.Key != "" { // no holes yet: they come with the index
+				s.keyed[q.stateHash] = i
+			}
+		}
+	}
+	if s.keyed == nil {
+		for i, q := range s.queue {
+			if q.stateHash == m.stateHash && q.state() == m.state() {
+				s.bytes -= len(q.frame)
+				copy(s.queue[i:], s.queue[i+1:])
+				s.queue[len(s.queue)-1] = nil
+				s.queue = s.queue[:len(s.queue)-1]
+				return
+			}
+		}
+		return
+	}
+	i, ok := s.keyed[m.stateHash]
+	if !ok || s.queue[i] == nil || s.queue[i].state() != m.state() {
+		return
+	}
+	// The index entry stays: enqueue points it at m.
+	s.bytes -= len(s.queue[i].frame)
+	s.queue[i] = nil
+	s.holes++
+	if s.holes >= compactFrom && s.holes > len(s.queue)/2 {
+		s.compact()
+	}
+}
+
+// compactFrom is the fewest holes a queue is compacted for: compacting
+// re-indexes the queue, so it is done rarely enough to cost little per
+// enqueue (the holes cost a pointer each meanwhile).
+const compactFrom = 256
+
+// compact closes the queue's holes and re-indexes it. Callers hold s.mu.
+func (s *stream) compact() {
+	kept := s.queue[:0]
+	for _, q := range s.queue {
+		if q != nil {
+			if q.Key != "" && s.keyed != nil {
+				s.keyed[q.stateHash] = len(kept)
+			}
+			kept = append(kept, q)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue, s.holes = kept, 0
+}
+
+// expire makes a blocked write of s fail at once. It runs on its own
+// goroutine: a ResponseWriter's SetWriteDeadline may wait on its connection,
+// and enqueue must never wait.
+func (h *Hub) expire(s *stream) {
+	defer h.track.done()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	// Not before the stream's headers are out, so its client gets a 200;
+	// not once the handler returns, as the connection may serve another
+	// request.
+	if s.opened && !s.finished {
+		s.expired = true // so that no later deadline move undoes this one
+		_ = s.setWriteDeadline(time.Now())
+	}
+}
+
+// finish marks the stream's handler as returning: from now on the hub
+// leaves its connection alone.
+func (s *stream) finish() {
+	s.connMu.Lock()
+	s.finished = true
+	s.connMu.Unlock()
+}
+
+// close ends the stream for reason, unless it has already ended, and
+// returns the reason it ended for: the first one given.
+func (s *stream) close(reason DisconnectReason) DisconnectReason {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed, s.reason = true, reason
+	}
+	reason = s.reason
+	s.mu.Unlock()
+	s.signal()
+	return reason
+}
+
+// signal wakes the writer. The channel is never closed, so signalling a
+// finished stream is harmless.
+func (s *stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// isClosed reports whether the stream has been ended.
+func (s *stream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// take removes everything queued. A stream ended as slow hands over
+// nothing: its client cannot keep up and will replay after reconnecting.
+func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason) {
+	s.mu.Lock()
+	if len(s.queue) > 0 { // a wake-up may find the queue already drained
+		if s.holes > 0 {
+			s.compact()
+		}
+		batch = s.queue
+		s.queue, s.spare = s.spare, nil
+		s.bytes, s.keyed = 0, nil
+	}
+	closed, reason = s.closed, s.reason
+	s.mu.Unlock()
+	if closed && reason == ReasonSlow {
+		return nil, true, reason
+	}
+	return batch, closed, reason
+}
+
+// run drains the queue until the stream ends, and returns why it ended.
+func (s *stream) run(done <-chan struct{}) DisconnectReason {
+	for {
+		if s.idleClear && !s.deadlineAt.IsZero() && len(s.wake) == 0 {
+			s.disarm() // about to wait, with no write pending
+		}
+		select {
+		case <-s.wake:
+		case <-done:
+			return ReasonClientGone
+		}
+		batch, closed, reason := s.take()
+		if len(batch) > 0 {
+			err := s.write(batch)
+			// Keep the drained slice for the next drain, so a busy stream
+			// queues without allocating; a stream idle enough for a lone
+			// heartbeat gives a large one back to the garbage collector.
+			idle := len(batch) == 1 && batch[0].heartbeat
+			clear(batch)
+			if !idle || cap(batch) <= idleSpare {
+				s.spare = batch[:0]
+			}
+			if err != nil {
+				// A stream ended as slow while its write was blocked ends as slow.
+				reason := s.close(ReasonWriteFailed)
+				s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
+				return reason
+			}
+		}
+		if closed {
+			return reason
+		}
+	}
+}
+
+// idleSpare is the largest drained queue an idle stream keeps for reuse.
+const idleSpare = 16
+
+// writeChunk bounds the bytes gathered into one write.
+const writeChunk = 32 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+
+// write writes the frames of batch, gathered into as few writes as possible,
+// then flushes, all under the write deadline.
+func (s *stream) write(batch []*Message) error {
+	if err := s.deadline(); err != nil {
+		return err
+	}
+	out := s.out()
+	if len(batch) == 1 {
+		if _, err := out.Write(batch[0].frame); err != nil {
+			return err
+		}
+	} else {
+		bp := chunkPool.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for _, m := range batch {
+			if len(buf) > 0 && len(buf)+len(m.frame) > writeChunk {
+				if _, err := out.Write(buf); err != nil {
+					chunkPool.Put(bp)
+					return err
+				}
+				buf = buf[:0]
+			}
+			if len(m.frame) > writeChunk {
+				if _, err := out.Write(m.frame); err != nil {
+					chunkPool.Put(bp)
+					return err
+				}
+				continue
+			}
+			buf = append(buf, m.frame...)
+		}
+		var err error
+		if len(buf) > 0 {
+			_, err = out.Write(buf)
+		}
+		*bp = buf[:0]
+		chunkPool.Put(bp)
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	s.wrote.Store(true)
+	s.hub.stats.written.Add(uint64(len(batch)))
+	return nil
+}
+
+// deadline sets the write deadline for the next write. Writers that cannot
+// take a deadline (a wrapper without Unwrap, a test recorder) are written
+// without one (see Hub.open, which reports them).
+//
+// Moving a deadline costs a runtime timer update (over HTTP/2, a message to
+// the connection's goroutine), so a deadline in place is moved only when
+// less than half of Config.WriteTimeout is left: a write is bounded by
+// between half and all of it. Once Shutdown has begun, no deadline goes
+// past Hub.stopBy, so every stream has ended by then. A stream that expire
+// cut short keeps its deadline in the past.
+func (s *stream) deadline() error {
+	if s.noDeadline {
+		return nil
+	}
+	now := time.Now()
+	stopBy := s.hub.stopBy.Load()
+	if !s.deadlineAt.IsZero() && s.deadlineAt.Sub(now) > s.hub.cfg.WriteTimeout/2 &&
+		(stopBy == 0 || s.deadlineAt.UnixNano() <= stopBy) {
+		return nil
+	}
+	at := now.Add(s.hub.cfg.WriteTimeout)
+	if stopBy != 0 && at.UnixNano() > stopBy {
+		at = time.Unix(0, stopBy)
+	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.expired {
+		return errExpired
+	}
+	err := s.setWriteDeadline(at)
+	if errors.Is(err, http.ErrNotSupported) {
+		s.noDeadline = true // and stop asking: each refusal allocates an error
+		return nil
+	}
+	if err == nil {
+		s.deadlineAt = at
+	}
+	return err
+}
+
+// disarm clears the write deadline of a writer about to wait for its queue.
+// Over HTTP/2 a write deadline is a timer that resets the stream when it
+// fires, even with no write pending: a deadline left in place after a write
+// would end an idle stream WriteTimeout later, whatever the heartbeat. So
+// streams not written over an HTTP/1 connection (where a deadline only
+// bounds the calls made before it passes) hold a deadline only while they
+// write.
+func (s *stream) disarm() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if !s.expired {
+		_ = s.setWriteDeadline(time.Time{})
+	}
+	s.deadlineAt = time.Time{}
+}
+
+// errExpired fails the writes of a stream that expire cut short.
+var errExpired = errors.New("sse: the stream was ended as slow")
+
+// out is where the stream's frames go: the ResponseWriter, or the
+// connection once the stream has taken it over.
+func (s *stream) out() io.Writer {
+	if s.conn != nil {
+		return s.conn
+	}
+	return s.w
+}
+
+// flush sends what net/http buffered. A connection taken over is written
+// unbuffered: nothing to flush.
+func (s *stream) flush() error {
+	if s.conn != nil {
+		return nil
+	}
+	return s.rc.Flush()
+}
+
+// setWriteDeadline sets the deadline of the stream's connection. Safe to
+// call while the writer writes (Hub.expire does).
+func (s *stream) setWriteDeadline(t time.Time) error {
+	if s.conn != nil {
+		return s.conn.SetWriteDeadline(t)
+	}
+	return s.rc.SetWriteDeadline(t)
+}
+
+// entitled reports whether the stream may receive m. topics is a snapshot
+// of the stream's topics.
+func (s *stream) entitled(m *Message, topics map[string]struct{}) bool {
+	switch m.To.Kind {
+	case ToEveryone:
+		return true
+	case ToTopic:
+		_, ok := topics[m.To.Name]
+		return ok
+	case ToClient:
+		return m.To.Name == s.info.ClientID
+	}
+	return false
+}
