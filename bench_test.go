@@ -137,16 +137,16 @@ func BenchmarkEnqueueConflated(b *testing.B) {
 				b.Fatal(err)
 			}
 			s := newStream(h, StreamInfo{ClientID: "x"}, nil)
-			msgs := make([]*Message, n)
+			msgs := make([]*envelope, n)
 			for i := range msgs {
-				msgs[i] = newMessage(&Event{Key: fmt.Sprint("point-", i), Data: []byte("21.5")}, Target{})
-				msgs[i].buildFrame()
+				msgs[i] = newEnvelope(&Event{Key: fmt.Sprint("point-", i), Data: []byte("21.5")}, Target{})
+				msgs[i].build()
 				s.enqueue(msgs[i])
 			}
 			// Keys in random order: in a fixed cycle the key updated next
 			// would always be the oldest, first in the queue.
 			rng := rand.New(rand.NewPCG(1, 1))
-			order := make([]*Message, 4096)
+			order := make([]*envelope, 4096)
 			for i := range order {
 				order[i] = msgs[rng.IntN(n)]
 			}

@@ -1,19 +1,25 @@
 package sse
 
-import (
-	"context"
-	"hash/maphash"
-)
+import "context"
 
 // Broker orders a hub's events, keeps their history and delivers them to
 // the hub: the part of a Hub that a shared engine can replace so that hubs on
 // several nodes deliver the same events and any node can serve a replay.
 // Config.Broker nil means the in-memory broker, which keeps Config.History
-// events.
+// events. sseredis (github.com/ssehub/sse/sseredis) is a Broker on a Redis
+// Stream.
 //
-// A Hub calls Subscribe once, before it serves any stream, and Close once,
-// from Shutdown. Publish, Replay and Snapshot may be called concurrently
-// with each other and with deliveries.
+// A Hub calls Subscribe once, from NewHub, before it serves any stream, and
+// Close once, from Shutdown. Publish, Replay and Snapshot may be called
+// concurrently with each other and with deliveries. The hub holds none of
+// its locks while it calls a Broker, and gives every call it makes on a
+// request's behalf a context that ends with the request.
+//
+// What a broker tells its hub comes through the BrokerHandler that
+// Subscribe receives, one method per kind of news: a message, a gap (the
+// hub will never get some messages), or a new epoch (positions start a new
+// lineage). A third-party Broker (on NATS, on Postgres) is written against
+// this interface and that handler alone.
 type Broker interface {
 	// Publish assigns m.Pos, a position later than every earlier message's,
 	// keeps m in history and delivers it to every subscribed hub. It must
@@ -21,15 +27,17 @@ type Broker interface {
 	// cancelled when the hub's Shutdown gives up waiting for it.
 	Publish(ctx context.Context, m *Message) error
 
-	// Subscribe registers deliver, which the broker calls for every
-	// published message in position order, never concurrently with itself.
-	// It returns the position of the last message before the first one it
-	// will deliver, the point from which replays up to the first delivery
-	// start. Before any message it should still return a position that
-	// Replay accepts (the in-memory broker returns "<epoch>-0"), so that a
-	// client that connected before the first event resumes without a gap;
-	// "" is allowed but gives such clients no resume point.
-	Subscribe(deliver func(*Message)) (last string, err error)
+	// Subscribe registers the hub's handler, which the broker calls for
+	// everything it delivers (see BrokerHandler). It returns the position
+	// of the last message before the first one it will deliver: the point
+	// from which replays up to the first delivery start, and the position
+	// a stream that starts before any delivery is given. Before any message
+	// it should still return a position that Replay accepts (the in-memory
+	// broker returns "<epoch>-0"), so that a client that connected before
+	// the first event resumes without a gap; "" is allowed but gives such
+	// clients no resume point. The handler may be called before Subscribe
+	// returns; the hub is ready for it.
+	Subscribe(h BrokerHandler) (last string, err error)
 
 	// Replay calls fn, in position order, for each message after the
 	// position after and up to and including the position until, stopping
@@ -65,14 +73,43 @@ type Broker interface {
 	// these to a stream that starts without a usable Last-Event-ID, so it
 	// begins with the current state, and to streams that subscribe to a
 	// topic at run time. It stops early if fn returns false. A broker that
-	// keeps no such state calls fn for nothing. The hub may call it while
-	// it holds its deliveries back (Hub.Subscribe), so it must not wait for
-	// a delivery to finish, nor hold locks Publish needs while it calls fn.
+	// keeps no such state calls fn for nothing; one whose until is of an
+	// epoch it no longer holds the states of calls fn for nothing too. It
+	// must not wait for a delivery to finish, nor hold locks Publish needs
+	// while it calls fn.
 	Snapshot(ctx context.Context, until string, to []Target, fn func(*Message) bool) error
 
-	// Close releases the broker's resources. The hub makes no calls after
-	// it.
+	// Close releases the broker's resources and stops its deliveries: once
+	// it returns, the broker calls the handler no more and every goroutine
+	// it started has returned. The hub makes no calls after it.
 	Close() error
+}
+
+// BrokerHandler is how a Broker tells its hub what it delivers: a Hub
+// passes one to Broker.Subscribe. The broker calls its methods in the order
+// of the positions they carry, one at a time, never concurrently with each
+// other; each returns quickly (the hub queues, it never waits for a
+// client), and may be called on any goroutine of the broker's.
+//
+// The three kinds:
+//   - HandleMessage: the next message, in position order.
+//   - HandleGap: messages before pos that this hub was to deliver will
+//     never reach it (its connection to the engine fell behind a history
+//     trimmed meanwhile; the engine lost data this hub had not read yet).
+//     The hub ends every open stream (ReasonUnavailable), so that each
+//     client resumes from what it really received: exactly, or with one
+//     ResetEvent. pos is the position deliveries go on after; it may be of
+//     a new epoch.
+//   - HandleEpoch: positions now belong to a new lineage (the engine lost
+//     data and started a new epoch) but nothing this hub's streams were
+//     to receive was lost: the hub only takes pos, a position of the new
+//     epoch, as where its deliveries stand, so that fresh streams are told
+//     positions of the new epoch and get its snapshot. A broker that
+//     cannot tell whether this hub missed something calls HandleGap.
+type BrokerHandler interface {
+	HandleMessage(m *Message)
+	HandleGap(pos string)
+	HandleEpoch(pos string)
 }
 
 // PositionComparer is implemented by a Broker whose positions are ordered.
@@ -86,8 +123,10 @@ type PositionComparer interface {
 	ComparePositions(a, b string) (int, bool)
 }
 
-// Message is an event as a Broker carries it: encoded once, with the
-// audience it is for.
+// Message is an event as a Broker carries it: a plain value, encoded once,
+// with the audience it is for. A Broker may keep it and hand it back (in
+// Replay and Snapshot) as it is; the hub never changes a Message it got
+// from a Broker.
 type Message struct {
 	// Pos is the message's position, assigned by Broker.Publish. It is the
 	// SSE id a stream sees unless ID is set. The in-memory broker writes
@@ -111,21 +150,6 @@ type Message struct {
 	// Body is the encoded event without its id line: the event, retry and
 	// data lines and the blank line that ends the frame.
 	Body []byte
-
-	// Gap, set by a Broker on a message it delivers instead of an event,
-	// says that messages before it will never be delivered to this hub
-	// (its follower fell behind a history that was trimmed meanwhile, for
-	// example); Pos is then the position after them, and the other fields
-	// are unused. The hub ends every open stream (ReasonUnavailable): their
-	// clients reconnect and resume from what they received, exactly or
-	// with a reset, never past a silent gap.
-	Gap bool
-
-	buf       []byte // Body with idHeadroom bytes before it, when the hub encoded it
-	frame     []byte // the id line and Body, built once per message
-	queued    int    // streams the local delivery queued it to
-	heartbeat bool   // a heartbeat frame, not an event
-	stateHash uint64 // hashState, set with frame when Key is set
 }
 
 // Target says which streams a Message is for.
@@ -143,79 +167,3 @@ const (
 	ToTopic                      // the streams subscribed to Target.Name: Hub.Publish
 	ToClient                     // the streams of the client ID Target.Name: Hub.Send
 )
-
-// idHeadroom is room kept before an encoded body for its id line, so the
-// frame is built in place without a second allocation.
-const idHeadroom = 48
-
-// keyID identifies a state: a Key within its audience. Conflation in
-// queues and replays, snapshots and the keys bound all go by it, so that a
-// Send with a Key never replaces a broadcast's state of the same Key.
-type keyID struct {
-	to  Target
-	key string
-}
-
-// state returns the identity of the state m carries, if it has a Key.
-func (m *Message) state() keyID { return keyID{m.To, m.Key} }
-
-// stateSeed seeds the hashes of states.
-var stateSeed = maphash.MakeSeed()
-
-// hashState returns a hash of m's state, computed once per message so that
-// the index of a stream's queue (see stream.conflate) costs every recipient
-// a cheap integer look-up.
-func (m *Message) hashState() uint64 {
-	var h maphash.Hash
-	h.SetSeed(stateSeed)
-	h.WriteByte(byte(m.To.Kind))
-	h.WriteString(m.To.Name)
-	h.WriteByte(0) // so that ("ab", "c") and ("a", "bc") differ
-	h.WriteString(m.Key)
-	return h.Sum64()
-}
-
-// frameBound returns the length of m's frame once its id line is added: an
-// application-set ID's exactly, a position's as at most idHeadroom bytes.
-func (m *Message) frameBound() int {
-	if m.ID != "" {
-		return len("id: \n") + len(m.ID) + len(m.Body)
-	}
-	return idHeadroom + len(m.Body)
-}
-
-// newMessage encodes a validated event into a message for to.
-func newMessage(e *Event, to Target) *Message {
-	buf := make([]byte, idHeadroom, idHeadroom+encodedSize(e))
-	buf = appendBody(buf, e)
-	return &Message{ID: e.ID, To: to, Key: e.Key, Body: buf[idHeadroom:], buf: buf}
-}
-
-// buildFrame sets m.frame to its id line followed by its body, writing the
-// id line into the headroom when the body has it.
-func (m *Message) buildFrame() {
-	if m.frame != nil {
-		return
-	}
-	if m.Key != "" {
-		m.stateHash = m.hashState()
-	}
-	id := m.ID
-	if id == "" {
-		id = m.Pos
-	}
-	if id == "" {
-		m.frame = m.Body
-		return
-	}
-	line := len("id: ") + len(id) + 1
-	if m.buf != nil && line <= idHeadroom {
-		f := m.buf[idHeadroom-line:]
-		appendIDLine(f[:0], id) // writes into the headroom, in place
-		m.frame = f
-		return
-	}
-	f := make([]byte, 0, line+len(m.Body))
-	f = appendIDLine(f, id)
-	m.frame = append(f, m.Body...)
-}

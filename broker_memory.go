@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -21,13 +22,13 @@ import (
 type memoryBroker struct {
 	epoch string // 8 lowercase base32 characters, random per broker
 
-	mu       sync.Mutex // guards the history and the order of deliveries
-	seq      uint64     // the last assigned sequence number; 0 before the first
-	ring     []*Message // room for the last len(ring) messages, message seq at ring[seq%len]
-	oldest   uint64     // the sequence number of the oldest message kept; seq+1 when none is
-	bytes    int        // the size of the messages kept (messageSize)
-	maxBytes int        // bound on bytes; the oldest messages go first
-	deliver  func(*Message)
+	mu       sync.Mutex      // guards the history and the order of deliveries
+	seq      uint64          // the last assigned sequence number; 0 before the first
+	ring     []*envelope     // room for the last len(ring) messages, message seq at ring[seq%len]
+	oldest   uint64          // the sequence number of the oldest message kept; seq+1 when none is
+	bytes    int             // the size of the messages kept (messageSize)
+	maxBytes int             // bound on bytes; the oldest messages go first
+	deliver  func(*envelope) // the hub's, called under mu
 
 	// evicted holds, per audience, the newest message evicted from
 	// history: a resume from before the history is exact when none of the
@@ -59,11 +60,11 @@ const (
 )
 
 // messageOverhead is about what a kept message costs beyond its frame: the
-// Message, its strings' headers, the ring or state that holds it.
+// envelope, its strings' headers, the ring or state that holds it.
 const messageOverhead = 192
 
 // messageSize is about the memory a kept message holds.
-func messageSize(m *Message) int {
+func messageSize(m *envelope) int {
 	return len(m.frame) + len(m.ID) + len(m.Key) + len(m.To.Name) + messageOverhead
 }
 
@@ -88,17 +89,29 @@ func newMemoryBroker(history, maxKeys int) *memoryBroker {
 		keys:     newKeyStore(maxKeys, DefaultKeyBytes),
 	}
 	if history > 0 {
-		b.ring = make([]*Message, history)
+		b.ring = make([]*envelope, history)
 	}
 	return b
 }
 
+// Publish is Broker.Publish, for a memory broker used as a Config.Broker
+// (tests do): it keeps a copy of m.
 func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
+	e := &envelope{Message: *m}
+	e.Body = bytes.Clone(m.Body)
+	b.publish(e)
+	m.Pos = e.Pos
+	return nil
+}
+
+// publish assigns e its position, builds its frame, keeps it in history
+// and delivers it, all under mu, so that deliveries are in position order.
+func (b *memoryBroker) publish(m *envelope) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
 	m.Pos = b.pos(b.seq)
-	m.buildFrame()
+	m.build()
 	if len(b.ring) > 0 {
 		if b.seq-b.oldest >= uint64(len(b.ring)) {
 			b.evictOldest() // its slot is m's
@@ -123,7 +136,6 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 	if b.deliver != nil {
 		b.deliver(m)
 	}
-	return nil
 }
 
 // evictOldest drops the oldest message from history. Callers hold mu.
@@ -136,7 +148,14 @@ func (b *memoryBroker) evictOldest() {
 	b.oldest++
 }
 
+// Snapshot is Broker.Snapshot (see Publish).
 func (b *memoryBroker) Snapshot(ctx context.Context, until string, to []Target, fn func(*Message) bool) error {
+	return b.snapshot(ctx, until, to, func(e *envelope) bool { return fn(&e.Message) })
+}
+
+// snapshot calls fn with the envelopes of the newest message of each
+// state of the audiences in to, up to until, in position order.
+func (b *memoryBroker) snapshot(ctx context.Context, until string, to []Target, fn func(*envelope) bool) error {
 	end, ok := b.parse(until)
 	if !ok {
 		return nil
@@ -165,17 +184,30 @@ func (b *memoryBroker) pos(seq uint64) string {
 	return string(strconv.AppendUint(p, seq, 10))
 }
 
-func (b *memoryBroker) Subscribe(deliver func(*Message)) (string, error) {
+// Subscribe is Broker.Subscribe (see Publish). The broker has no gaps and
+// no epochs to report: its history lives and dies with it.
+func (b *memoryBroker) Subscribe(h BrokerHandler) (string, error) {
+	return b.subscribe(func(e *envelope) { h.HandleMessage(&e.Message) }), nil
+}
+
+// subscribe makes deliver the receiver of every message published from now
+// on and returns the position before the first: "<epoch>-0" before any.
+func (b *memoryBroker) subscribe(deliver func(*envelope)) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.deliver = deliver
-	return b.pos(b.seq), nil // "<epoch>-0" before the first message
+	return b.pos(b.seq)
 }
 
 // Replay resumes from a position older than the history when none of the
 // audiences in to lost a message after it: what history holds is then all
 // that the stream may have missed.
 func (b *memoryBroker) Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (bool, string, error) {
+	return b.replay(ctx, after, until, to, func(e *envelope) bool { return fn(&e.Message) })
+}
+
+// replay is Replay, with the envelopes history keeps.
+func (b *memoryBroker) replay(ctx context.Context, after, until string, to []Target, fn func(*envelope) bool) (bool, string, error) {
 	b.mu.Lock()
 	var end uint64 // until as a sequence number; "" is before the first message
 	if until != "" {
@@ -213,9 +245,9 @@ func (b *memoryBroker) Replay(ctx context.Context, after, until string, to []Tar
 	from := max(start+1, b.oldest)
 	// Copy the references out so fn, which writes to the network, runs
 	// without the lock.
-	var out []*Message
+	var out []*envelope
 	if from <= end {
-		out = make([]*Message, 0, end+1-from)
+		out = make([]*envelope, 0, end+1-from)
 	}
 	for s := from; s <= end; s++ {
 		out = append(out, b.ring[s%uint64(len(b.ring))])

@@ -1,6 +1,8 @@
 package sse
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -248,4 +250,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// randomClientID is the default Config.ClientID: 96 random bits.
+func randomClientID(*http.Request) (string, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

@@ -128,7 +128,7 @@ func TestExpiredDeadlineStays(t *testing.T) {
 	if cut.IsZero() || cut.After(time.Now()) {
 		t.Fatalf("expire set the deadline to %v", cut)
 	}
-	if err := s.write([]*Message{control([]byte(": x\n\n"))}); err == nil {
+	if err := s.write([]*envelope{control([]byte(": x\n\n"))}); err == nil {
 		t.Fatal("a write after expire succeeded")
 	}
 	s.disarm()

@@ -22,7 +22,7 @@ const (
 	// before it told its client a position it had not reached: the Broker
 	// failed to read the snapshot, or (with several nodes) this hub's
 	// deliveries did not catch up with the client's Last-Event-ID in
-	// time; or the Broker lost deliveries to this hub (Message.Gap). The
+	// time; or the Broker lost deliveries to this hub (BrokerHandler.HandleGap). The
 	// client reconnects and tries again.
 	ReasonUnavailable
 	// ReasonServerWriteTimeout: http.Server.WriteTimeout cut the stream,

@@ -24,7 +24,7 @@ func FuzzLastEventID(f *testing.F) {
 	to := []Target{{Kind: ToEveryone}, {Kind: ToTopic, Name: "t"}, {Kind: ToClient, Name: "c"}}
 	var positions []string
 	for i := range 20 {
-		m := newMessage(&Event{Data: []byte("e" + strconv.Itoa(i))}, to[i%3])
+		m := testMessage(&Event{Data: []byte("e" + strconv.Itoa(i))}, to[i%3])
 		if err := b.Publish(ctx, m); err != nil {
 			f.Fatal(err)
 		}

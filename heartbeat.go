@@ -54,10 +54,3 @@ func (h *Hub) tick() bool {
 	h.stats.heartbeats.Add(n)
 	return true
 }
-
-// heartbeatMessage builds the heartbeat frame (see Hub.beat).
-func heartbeatMessage() *Message {
-	m := control([]byte(":\n"))
-	m.heartbeat = true
-	return m
-}

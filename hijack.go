@@ -58,7 +58,7 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 	s.ended = make(chan struct{})
 	h.track.add(1)
 	go h.watch(s)
-	if err := s.write([]*Message{control(head.Bytes())}); err != nil {
+	if err := s.write([]*envelope{control(head.Bytes())}); err != nil {
 		return true, err
 	}
 	s.connMu.Lock()

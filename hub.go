@@ -2,19 +2,12 @@ package sse
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
-	"net/http"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Hub is an http.Handler that serves Server-Sent Events: every GET request
@@ -84,11 +77,15 @@ func NewHub(cfg Config) (*Hub, error) {
 		h.mem.maxBytes, h.mem.keys.maxBytes = cfg.HistoryBytes, cfg.KeyBytes
 		h.broker = h.mem
 	}
-	last, err := h.broker.Subscribe(h.deliver)
-	if err != nil {
+	var last string
+	if h.mem != nil {
+		last = h.mem.subscribe(h.deliver)
+	} else if last, err = h.broker.Subscribe(deliveries{h}); err != nil {
 		return nil, fmt.Errorf("sse: broker subscription: %w", err)
 	}
-	h.lastPos.Store(&last)
+	// A broker may deliver before Subscribe returns: its position is then
+	// newer than last, and stays.
+	h.lastPos.CompareAndSwap(nil, &last)
 	return h, nil
 }
 
@@ -123,7 +120,8 @@ func (h *Hub) Send(clientID string, ev Event) (int, error) {
 }
 
 // publish validates and encodes ev once, then hands it to the broker, which
-// delivers it through h.deliver.
+// delivers it through h.deliver (the in-memory broker, at once) or the
+// hub's BrokerHandler (any other, when it will).
 func (h *Hub) publish(ev *Event, to Target) (int, error) {
 	h.pubs.Add(1) // before closing is read: see Shutdown
 	defer func() {
@@ -137,12 +135,14 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 	if err := ev.Validate(); err != nil {
 		return 0, err
 	}
-	m := newMessage(ev, to)
+	m := newEnvelope(ev, to)
 	if n := m.frameBound(); n > h.cfg.QueueBytes {
 		return 0, fmt.Errorf("%w: a %d-byte event does not fit a %d-byte stream queue (Config.QueueBytes)",
 			ErrEventTooLarge, n, h.cfg.QueueBytes)
 	}
-	if err := h.broker.Publish(h.pubCtx, m); err != nil {
+	if h.mem != nil {
+		h.mem.publish(m) // delivered before it returns
+	} else if err := h.broker.Publish(h.pubCtx, &m.Message); err != nil {
 		return 0, fmt.Errorf("sse: broker: %w", err)
 	}
 	h.stats.published.Add(1)
@@ -156,64 +156,6 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 		return 0, nil // an external broker may deliver later, on its own goroutine
 	}
 	return m.queued, nil
-}
-
-// deliver queues m to the streams it is for. The broker calls it in
-// position order, one message at a time.
-func (h *Hub) deliver(m *Message) {
-	if m.Gap {
-		h.gap(m)
-		return
-	}
-	m.buildFrame()
-	n := 0
-	h.mu.RLock()
-	switch m.To.Kind {
-	case ToEveryone:
-		for _, s := range h.reg.all {
-			if s.enqueue(m) {
-				n++
-			}
-		}
-	case ToTopic:
-		for s := range h.reg.byTopic[m.To.Name] {
-			if s.enqueue(m) {
-				n++
-			}
-		}
-	case ToClient:
-		for _, s := range h.reg.byID[m.To.Name] {
-			if s.enqueue(m) {
-				n++
-			}
-		}
-	}
-	// Stored last, still under the lock: whoever reads the position under
-	// the write lock (register, the heartbeat) knows every message up to it
-	// is queued.
-	h.lastPos.Store(&m.Pos)
-	h.mu.RUnlock()
-	m.queued = n
-	h.stats.queued.Add(uint64(n))
-}
-
-// gap handles a Broker's report that messages before m were lost to this
-// hub: every stream open now ends once it has written what it was queued,
-// so that its client resumes from what it really received.
-func (h *Hub) gap(m *Message) {
-	h.mu.RLock()
-	streams := append([]*stream(nil), h.reg.all...)
-	if m.Pos != "" {
-		pos := m.Pos
-		h.lastPos.Store(&pos)
-	}
-	h.mu.RUnlock()
-	h.stats.gaps.Add(1)
-	h.log.Error("sse: the Broker lost deliveries to this hub: ending every stream, so that clients resume exactly",
-		"streams", len(streams), "after", m.Pos)
-	for _, s := range streams {
-		s.close(ReasonUnavailable)
-	}
 }
 
 // Disconnect ends every open stream of clientID, after each has written what
@@ -245,6 +187,7 @@ func (h *Hub) Stats() Stats {
 	st.ReplayFailures = h.stats.replayFailures.Load()
 	st.HookPanics = h.stats.hookPanics.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
+	st.BrokerEpochs = h.stats.epochs.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()
 	st.Heartbeats = h.stats.heartbeats.Load()
@@ -253,375 +196,4 @@ func (h *Hub) Stats() Stats {
 	st.Unflushable = h.stats.unflushable.Load()
 	st.Compressed = h.stats.compressed.Load()
 	return st
-}
-
-// allowed is what ServeHTTP's Allow header lists.
-const allowed = "GET, HEAD, OPTIONS"
-
-// ServeHTTP serves one event stream. It answers the ClientID and Topics
-// functions' errors with their status, and requests over a limit or to a
-// closing hub with 200 and a retry hint. Otherwise it registers the
-// stream, replays what a Last-Event-ID missed, and writes events until the
-// client leaves or the hub ends the stream. With Config.Hijack, an HTTP/1.x
-// stream's writing goes on after ServeHTTP has returned, on the hub's own
-// goroutines.
-//
-// HEAD is answered as GET would be, without a body and without opening a
-// stream (RFC 9110); OPTIONS with 204 and an Allow header, for CORS
-// middleware that passes preflight requests on; other methods with 405. A
-// Content-Encoding that middleware put on a stream is reported (a warning
-// logged once per hub, Stats.Compressed): a compressor that buffers holds
-// events back. A ResponseWriter that cannot flush (nor hijack, with
-// Config.Hijack), such as middleware that wraps it without an Unwrap
-// method, cannot stream: such requests are answered 500 (see
-// Stats.Unflushable).
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		w.Header().Set("Allow", allowed)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		w.Header().Set("Allow", allowed)
-		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
-		return
-	}
-	id, err := h.cfg.ClientID(r)
-	if err == nil && id == "" {
-		err = errors.New("sse: Config.ClientID returned an empty ID")
-	}
-	if err != nil {
-		h.reject(w, r, "client ID", err, http.StatusUnauthorized)
-		return
-	}
-	var topics []string
-	if h.cfg.Topics != nil {
-		topics, err = h.cfg.Topics(r)
-		for _, t := range topics {
-			if err == nil && t == "" {
-				err = errors.New("sse: Config.Topics returned an empty topic")
-			}
-		}
-		if err == nil && h.cfg.MaxTopics > 0 && len(topics) > h.cfg.MaxTopics {
-			err = fmt.Errorf("sse: %d topics asked for, over Config.MaxTopics (%d)", len(topics), h.cfg.MaxTopics)
-		}
-		if err != nil {
-			h.reject(w, r, "topics", err, http.StatusBadRequest)
-			return
-		}
-	}
-	if !reaches(w, flusher) && !(h.cfg.Hijack && r.ProtoMajor == 1 && reaches(w, hijacker)) {
-		h.unflushable(w, r)
-		return
-	}
-	if r.Method == http.MethodHead {
-		setStreamHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
-	s := newStream(h, info, w)
-	s.began = began
-	reg, refusal := h.register(s)
-	if refusal != "" {
-		h.refuse(s, r, refusal)
-		return
-	}
-	reason, handedOff := ReasonClientGone, false
-	defer func() { // deferred, so a panic (in a hook, a Broker) cannot leave the stream registered
-		if !handedOff {
-			h.end(s, info, reason)
-		}
-	}()
-	var batch []*Message
-	var whole bool
-	info.Start, batch, whole = h.plan(s, r, reg)
-	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", cut(info.LastEventID))
-	s.connected = true // from here OnDisconnect pairs with OnConnect, even if it panics
-	if h.cfg.OnConnect != nil {
-		h.hook(func() { h.cfg.OnConnect(info) })
-	}
-	reason, handedOff = h.serve(s, r, batch, whole, info)
-}
-
-// end unregisters a stream whose writer has returned and calls
-// OnDisconnect if OnConnect was called. It runs once per registered
-// stream, on the goroutine that ran its writer, and releases the stream's
-// count in the hub's tracker last, even if the hook panics.
-func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
-	defer h.track.done()
-	if s.unbounded {
-		defer h.track.bound(-1)
-	}
-	s.finish()
-	h.unregister(s)
-	if s.conn != nil {
-		// The connection's reader hangs up (stream.hangUp), so that a
-		// linger or a TLS alert never delays OnDisconnect.
-		close(s.ended)
-		_ = s.conn.SetReadDeadline(time.Now()) // wakes the reader
-	}
-	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", reason)
-	if s.connected && h.cfg.OnDisconnect != nil {
-		h.hook(func() { h.cfg.OnDisconnect(info, reason) })
-	}
-}
-
-// cut shortens a client-supplied value for a log line.
-func cut(v string) string {
-	const most = 48
-	if len(v) <= most {
-		return v
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:most], ""), len(v))
-}
-
-// registration is what a stream's start covers, as of its registration.
-type registration struct {
-	pos        string              // the position of the last message delivered before: s receives every later one live
-	topics     map[string]struct{} // a copy of its topics (topics added later get their state from Subscribe)
-	subscribed map[string]string   // of those, the ones its client subscribed to at run time, and where
-	forgot     string              // where the newest run-time subscription the hub forgot took effect
-}
-
-// register adds s to the registry unless the hub is closed or a limit is
-// reached, in which case it says why.
-func (h *Hub) register(s *stream) (reg registration, refusal string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch {
-	case h.closed:
-		return reg, "hub closing"
-	case h.cfg.MaxStreams > 0 && len(h.reg.all) >= h.cfg.MaxStreams:
-		return reg, "MaxStreams reached"
-	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.info.ClientID]) >= h.cfg.MaxStreamsPerClient:
-		return reg, "MaxStreamsPerClient reached"
-	}
-	h.reg.add(s)
-	h.track.add(1)
-	if !h.heartbeat && h.cfg.Heartbeat > 0 {
-		h.heartbeat = true
-		h.track.add(1)
-		go h.beat()
-	}
-	reg.topics = make(map[string]struct{}, len(s.topics))
-	for t := range s.topics {
-		reg.topics[t] = struct{}{}
-	}
-	reg.subscribed, reg.forgot = h.subs.since(s.info.ClientID, reg.topics)
-	reg.pos = *h.lastPos.Load()
-	return reg, ""
-}
-
-func (h *Hub) unregister(s *stream) {
-	s.close(ReasonClientGone) // nothing more is queued to it
-	h.mu.Lock()
-	h.reg.remove(s)
-	h.mu.Unlock()
-}
-
-// open writes the stream's headers and a retry field (none if retry is not
-// positive), and flushes them, so the browser's onopen fires at once. Until
-// then the stream is not cut short even if it is ended as slow (see
-// Hub.expire): its client always gets its 200. For a stream (streaming,
-// not a refusal) it first tries to take the connection over from net/http
-// with Config.Hijack, and it reports a ResponseWriter that takes no write
-// deadline.
-func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
-	hdr := s.w.Header()
-	setStreamHeaders(hdr)
-	if streaming && h.cfg.Hijack && s.info.Request.ProtoMajor == 1 {
-		if ok, err := h.hijack(s, retry); ok || err != nil {
-			return err
-		}
-	}
-	if s.info.Request.ProtoMajor == 1 {
-		// No chunked coding: net/http then writes each drain as it is, in
-		// one write, and closes the connection when the stream ends (the
-		// setup its own source recommends for Server-Sent Events).
-		hdr.Set("Transfer-Encoding", "identity")
-	}
-	s.w.WriteHeader(http.StatusOK)
-	// Streams outlive http.Server.WriteTimeout: clear it, and bound each
-	// write instead (stream.deadline).
-	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil {
-		if !errors.Is(err, http.ErrNotSupported) {
-			return err
-		}
-		s.noDeadline = true
-		if streaming {
-			s.unbounded = true
-			h.track.bound(1)
-			h.stats.noDeadline.Add(1)
-			h.warn(warnNoDeadline, "sse: the ResponseWriter takes no write deadline, so a client that stops reading "+
-				"holds its stream's writer until TCP gives up, and Shutdown cannot end it; "+
-				"wrap the ResponseWriter in middleware with an Unwrap method",
-				"type", fmt.Sprintf("%T", s.w))
-			if srv, _ := s.info.Request.Context().Value(http.ServerContextKey).(*http.Server); srv != nil && srv.WriteTimeout > 0 {
-				// net/http set it as it read the request, just before the
-				// handler began: allow for that.
-				wt := srv.WriteTimeout
-				s.serverCut = s.began.Add(wt - min(wt/50, 100*time.Millisecond))
-				h.warn(warnServerTimeout, "sse: the ResponseWriter takes no write deadline, so the hub cannot clear "+
-					"http.Server.WriteTimeout, which will cut every stream that long after its request began "+
-					"(reason \""+ReasonServerWriteTimeout.String()+"\"); "+
-					"wrap the ResponseWriter in middleware with an Unwrap method",
-					"write_timeout", wt, "type", fmt.Sprintf("%T", s.w))
-			}
-		}
-	}
-	s.idleClear = s.info.Request.ProtoMajor != 1
-	var batch []*Message
-	if retry > 0 {
-		batch = append(batch, control(retryFrame(nil, retry)))
-	}
-	if err := h.writeAll(s, batch); err != nil {
-		if errors.Is(err, http.ErrNotSupported) { // a writer that could hijack, but then did not
-			h.stats.unflushable.Add(1)
-			h.warn(warnNoFlush, "sse: the ResponseWriter cannot flush, so it cannot stream; "+
-				"wrap it in middleware with an Unwrap method", "type", fmt.Sprintf("%T", s.w))
-		}
-		return err
-	}
-	if ce := hdr.Get("Content-Encoding"); ce != "" && streaming {
-		// Set by middleware, before the hub's headers or when they were
-		// written: a compressor that buffers holds events back.
-		h.stats.compressed.Add(1)
-		h.warn(warnEncoding, "sse: middleware gave the event stream a Content-Encoding; unless its Flush "+
-			"flushes the compressor, events wait in its buffer: leave text/event-stream uncompressed",
-			"content_encoding", ce, "type", fmt.Sprintf("%T", s.w))
-	}
-	s.connMu.Lock()
-	s.opened = true
-	s.connMu.Unlock()
-	return nil
-}
-
-// serve opens the stream, writes its planned start (replay, reset,
-// snapshot, position), and then its queue until it ends, and says why it
-// ended. A stream that took its connection over is handed off instead
-// (handedOff): its writer goes on in a goroutine of its own (Hub.drive),
-// and the handler returns.
-func (h *Hub) serve(s *stream, r *http.Request, batch []*Message, whole bool, info StreamInfo) (reason DisconnectReason, handedOff bool) {
-	if err := h.open(s, h.cfg.Retry, true); err != nil {
-		return h.cutByServer(s, h.startFailed(s, r, err)), false
-	}
-	if reason, ok := h.start(s, r, batch, whole); !ok {
-		return h.cutByServer(s, reason), false
-	}
-	if s.conn != nil {
-		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
-		go h.drive(s, info)
-		return 0, true
-	}
-	return h.cutByServer(s, s.run(r.Context().Done())), false
-}
-
-// cutByServer returns ReasonServerWriteTimeout for a stream that
-// http.Server.WriteTimeout has cut, and reason for any other: a stream
-// whose writer takes no deadline that failed or saw its request end, as
-// net/http ends it when a write misses the deadline, once the server's
-// WriteTimeout has passed.
-func (h *Hub) cutByServer(s *stream, reason DisconnectReason) DisconnectReason {
-	if s.serverCut.IsZero() || time.Now().Before(s.serverCut) ||
-		(reason != ReasonClientGone && reason != ReasonWriteFailed) {
-		return reason
-	}
-	h.stats.serverTimeouts.Add(1)
-	h.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", ReasonServerWriteTimeout,
-		"type", fmt.Sprintf("%T", s.w))
-	return ReasonServerWriteTimeout
-}
-
-// unflushable answers a request whose ResponseWriter cannot flush, which
-// therefore cannot stream: the events would wait in a buffer until the
-// handler returned, that is for ever. It answers 500, after which browsers
-// do not reconnect: this is a fault in the server's code, which no retry
-// mends, and an empty 200 instead would have every page reconnect every
-// Retry and never receive an event, with nothing in the browser to say
-// why. The body says it; the warning goes to slog.Default() if the hub
-// has no Logger.
-func (h *Hub) unflushable(w http.ResponseWriter, r *http.Request) {
-	h.stats.unflushable.Add(1)
-	h.warn(warnNoFlush, "sse: the ResponseWriter cannot flush, so it cannot stream: answered 500; "+
-		"wrap it in middleware with an Unwrap method (or a Flush method that flushes)",
-		"type", fmt.Sprintf("%T", w), "remote", r.RemoteAddr)
-	http.Error(w, "sse: this server cannot stream events: its ResponseWriter cannot flush "+
-		"(middleware that wraps it needs an Unwrap method)", http.StatusInternalServerError)
-}
-
-// reaches reports whether w, or a writer its Unwrap methods lead to, has
-// a method that can, as http.ResponseController looks for them. Nothing
-// is written.
-func reaches(w http.ResponseWriter, can func(http.ResponseWriter) bool) bool {
-	for !can(w) {
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return false
-		}
-		w = u.Unwrap()
-	}
-	return true
-}
-
-// flusher and hijacker say whether w has the methods that
-// http.ResponseController calls to flush and to hijack.
-func flusher(w http.ResponseWriter) bool {
-	switch w.(type) {
-	case http.Flusher, interface{ FlushError() error }:
-		return true
-	}
-	return false
-}
-
-func hijacker(w http.ResponseWriter) bool {
-	_, ok := w.(http.Hijacker)
-	return ok
-}
-
-// refuse answers a request the hub will not serve now with 200 and a retry
-// hint, so the browser tries again later: a 5xx would make it give up.
-func (h *Hub) refuse(s *stream, r *http.Request, why string) {
-	h.stats.refused.Add(1)
-	h.log.Info("sse: request refused", "reason", why, "remote", r.RemoteAddr)
-	retry := h.cfg.RefuseRetry
-	if half := int64(retry / 2); half > 0 {
-		retry += time.Duration(mrand.Int64N(half))
-	}
-	_ = h.open(s, retry, false) // through net/http, which then closes or reuses the connection
-}
-
-// reject answers a request whose client ID or topics could not be
-// determined. The error is logged, never sent.
-func (h *Hub) reject(w http.ResponseWriter, r *http.Request, what string, err error, fallback int) {
-	code := statusOf(err, fallback)
-	h.log.Info("sse: request rejected", "step", what, "status", code, "err", err, "remote", r.RemoteAddr)
-	http.Error(w, http.StatusText(code), code)
-}
-
-// setStreamHeaders sets the response headers of an event stream.
-func setStreamHeaders(hdr http.Header) {
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-}
-
-// retryFrame appends a retry field line, with no blank line after it: it
-// joins the stream's first block, since several popular clients
-// (@microsoft/fetch-event-source, the Go clients) hand the application an
-// empty event for a block that holds nothing but a retry field. Every
-// client applies the field as soon as it reads the line.
-func retryFrame(dst []byte, d time.Duration) []byte {
-	dst = append(dst, "retry: "...)
-	dst = strconv.AppendInt(dst, max(d.Milliseconds(), 1), 10)
-	return append(dst, '\n')
-}
-
-// randomClientID is the default Config.ClientID: 96 random bits.
-func randomClientID(*http.Request) (string, error) {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // never fails (Go 1.24)
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

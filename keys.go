@@ -33,7 +33,7 @@ type keyState struct {
 	to   Target
 	key  string
 	seq  uint64
-	m    *Message
+	m    *envelope
 	size int
 	in   [2]links // in[inAudience], in[inClass]
 }
@@ -66,7 +66,7 @@ func (ks *keyStore) class(to Target) *stateList {
 
 // remember makes m, at sequence number seq, the newest message of its
 // state, forgetting what the bounds then require.
-func (ks *keyStore) remember(m *Message, seq uint64) {
+func (ks *keyStore) remember(m *envelope, seq uint64) {
 	if ks.maxPer <= 0 {
 		return
 	}

@@ -76,3 +76,47 @@ func (r *registry) unsubscribe(s *stream, topic string) {
 		delete(r.byTopic, topic)
 	}
 }
+
+// registration is what a stream's start covers, as of its registration.
+type registration struct {
+	pos        string              // the position of the last message delivered before: s receives every later one live
+	topics     map[string]struct{} // a copy of its topics (topics added later get their state from Subscribe)
+	subscribed map[string]string   // of those, the ones its client subscribed to at run time, and where
+	forgot     string              // where the newest run-time subscription the hub forgot took effect
+}
+
+// register adds s to the registry unless the hub is closed or a limit is
+// reached, in which case it says why.
+func (h *Hub) register(s *stream) (reg registration, refusal string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		return reg, "hub closing"
+	case h.cfg.MaxStreams > 0 && len(h.reg.all) >= h.cfg.MaxStreams:
+		return reg, "MaxStreams reached"
+	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.info.ClientID]) >= h.cfg.MaxStreamsPerClient:
+		return reg, "MaxStreamsPerClient reached"
+	}
+	h.reg.add(s)
+	h.track.add(1)
+	if !h.heartbeat && h.cfg.Heartbeat > 0 {
+		h.heartbeat = true
+		h.track.add(1)
+		go h.beat()
+	}
+	reg.topics = make(map[string]struct{}, len(s.topics))
+	for t := range s.topics {
+		reg.topics[t] = struct{}{}
+	}
+	reg.subscribed, reg.forgot = h.subs.since(s.info.ClientID, reg.topics)
+	reg.pos = *h.lastPos.Load()
+	return reg, ""
+}
+
+func (h *Hub) unregister(s *stream) {
+	s.close(ReasonClientGone) // nothing more is queued to it
+	h.mu.Lock()
+	h.reg.remove(s)
+	h.mu.Unlock()
+}

@@ -59,14 +59,14 @@ func (k StartKind) String() string {
 // A resume from before a run-time subscription of one of its topics (see
 // Hub.Subscribe) starts with that topic's state, which history does not
 // hold, instead of the topic's keyed events.
-func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind, batch []*Message, whole bool) {
+func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind, batch []*envelope, whole bool) {
 	ctx := r.Context()
 	pos, topics := reg.pos, reg.topics
 	to := s.audiences(topics)
 	kind, whole = StartFresh, true
 	why := "" // the reason of a reset
 	if last := s.info.LastEventID; last != "" {
-		var missed []*Message
+		var missed []*envelope
 		var ok, complete bool
 		var err error
 		stale := h.stale(last, reg)
@@ -141,7 +141,7 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 
 // start writes the planned batch. It returns false, with the reason, if the
 // stream ended meanwhile, or if the batch is not whole.
-func (h *Hub) start(s *stream, r *http.Request, batch []*Message, whole bool) (DisconnectReason, bool) {
+func (h *Hub) start(s *stream, r *http.Request, batch []*envelope, whole bool) (DisconnectReason, bool) {
 	if err := h.writeAll(s, batch); err != nil {
 		return h.startFailed(s, r, err), false
 	}
@@ -163,11 +163,10 @@ func (s *stream) audiences(topics map[string]struct{}) []Target {
 
 // snapshot returns the newest keyed message of every state, up to pos, that
 // s may receive, in position order.
-func (h *Hub) snapshot(ctx context.Context, s *stream, to []Target, topics map[string]struct{}, pos string) ([]*Message, error) {
-	var out []*Message
-	err := h.broker.Snapshot(ctx, pos, to, func(m *Message) bool {
+func (h *Hub) snapshot(ctx context.Context, s *stream, to []Target, topics map[string]struct{}, pos string) ([]*envelope, error) {
+	var out []*envelope
+	err := h.readSnapshot(ctx, pos, to, func(m *envelope) bool {
 		if s.entitled(m, topics) {
-			m.buildFrame()
 			out = append(out, m)
 		}
 		return true
@@ -238,12 +237,12 @@ func targets(topics map[string]struct{}) []Target {
 // last is ahead of pos (a position this hub has not been delivered yet), it
 // waits for the hub's deliveries to move on, registers s afresh at the new
 // position, which it stores in pos, and asks again, until aheadWait ends.
-func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics, stale map[string]struct{}, last string, pos *string) (out []*Message, ok bool, why string, complete bool, err error) {
+func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics, stale map[string]struct{}, last string, pos *string) (out []*envelope, ok bool, why string, complete bool, err error) {
 	giveUp := time.Now().Add(aheadWait)
 	for {
 		out, complete = out[:0], true
 		keyed := false
-		ok, why, err = h.broker.Replay(ctx, last, *pos, to, func(m *Message) bool {
+		ok, why, err = h.readReplay(ctx, last, *pos, to, func(m *envelope) bool {
 			if s.isClosed() {
 				complete = false
 				return false
@@ -252,7 +251,6 @@ func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics, stale 
 				return true
 			}
 			if s.entitled(m, topics) {
-				m.buildFrame()
 				out = append(out, m)
 				keyed = keyed || m.Key != ""
 			}
@@ -275,7 +273,7 @@ func (h *Hub) missed(ctx context.Context, s *stream, to []Target, topics, stale 
 }
 
 // conflate keeps, of several messages of one state, only the newest.
-func conflate(out []*Message) []*Message {
+func conflate(out []*envelope) []*envelope {
 	newest := make(map[keyID]int)
 	for i, m := range out {
 		if m.Key != "" {
@@ -319,7 +317,7 @@ func (h *Hub) rebase(s *stream) string {
 
 // writeAll writes batch in chunks of about writeChunk bytes, each flushed,
 // and always flushes at least once.
-func (h *Hub) writeAll(s *stream, batch []*Message) error {
+func (h *Hub) writeAll(s *stream, batch []*envelope) error {
 	for {
 		n, size := 0, 0
 		for n < len(batch) && (n == 0 || size+len(batch[n].frame) <= writeChunk) {
@@ -339,26 +337,20 @@ func (h *Hub) writeAll(s *stream, batch []*Message) error {
 	}
 }
 
-// control wraps hub-made bytes (retry, reset, position, heartbeat) as a message
-// that never enters history.
-func control(frame []byte, more ...byte) *Message {
-	return &Message{frame: append(frame, more...)}
-}
-
-// positionFrame builds the PositionEvent frame for pos.
-func positionFrame(pos string) []byte {
-	b := appendIDLine(nil, pos)
-	return append(b, "event: "+PositionEvent+"\ndata:\n\n"...)
-}
-
-// resetFrame builds the ResetEvent frame: its id, if not empty, moves the
-// client's resume point there; its data is the reason.
-func resetFrame(id, why string) []byte {
-	var b []byte
-	if id != "" {
-		b = appendIDLine(b, id)
+// readReplay is Broker.Replay with envelopes: the in-memory broker's own,
+// whose frames every stream shares, or a wrapped copy of another Broker's
+// messages.
+func (h *Hub) readReplay(ctx context.Context, after, until string, to []Target, fn func(*envelope) bool) (bool, string, error) {
+	if h.mem != nil {
+		return h.mem.replay(ctx, after, until, to, fn)
 	}
-	b = append(b, "event: "+ResetEvent+"\ndata: "...)
-	b = append(b, why...)
-	return append(b, '\n', '\n')
+	return h.broker.Replay(ctx, after, until, to, func(m *Message) bool { return fn(wrap(m)) })
+}
+
+// readSnapshot is Broker.Snapshot with envelopes, as readReplay.
+func (h *Hub) readSnapshot(ctx context.Context, until string, to []Target, fn func(*envelope) bool) error {
+	if h.mem != nil {
+		return h.mem.snapshot(ctx, until, to, fn)
+	}
+	return h.broker.Snapshot(ctx, until, to, func(m *Message) bool { return fn(wrap(m)) })
 }

@@ -106,16 +106,16 @@ type laggingBroker struct {
 	*memoryBroker
 	mu      sync.Mutex
 	held    []*Message
-	deliver func(*Message)
+	handler BrokerHandler
 }
 
-func (b *laggingBroker) Subscribe(deliver func(*Message)) (string, error) {
-	b.deliver = deliver
-	return b.memoryBroker.Subscribe(func(m *Message) {
+func (b *laggingBroker) Subscribe(h BrokerHandler) (string, error) {
+	b.handler = h
+	return b.memoryBroker.subscribe(func(e *envelope) {
 		b.mu.Lock()
-		b.held = append(b.held, m)
+		b.held = append(b.held, &e.Message)
 		b.mu.Unlock()
-	})
+	}), nil
 }
 
 // release delivers what the hub was not delivered yet.
@@ -125,7 +125,7 @@ func (b *laggingBroker) release() {
 	b.held = nil
 	b.mu.Unlock()
 	for _, m := range held {
-		b.deliver(m)
+		b.handler.HandleMessage(m)
 	}
 }
 
@@ -137,7 +137,7 @@ func TestResumeAheadOfTheHub(t *testing.T) {
 	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1})
 	var positions []string
 	for i := range 3 {
-		m := newMessage(&Event{Data: []byte(fmt.Sprint("event ", i+1))}, Target{Kind: ToEveryone})
+		m := testMessage(&Event{Data: []byte(fmt.Sprint("event ", i+1))}, Target{Kind: ToEveryone})
 		if err := b.Publish(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
@@ -371,15 +371,15 @@ func TestQuietStreamResumesExactly(t *testing.T) {
 // deliveries, as a shared engine's follower that fell behind would.
 type gapBroker struct {
 	*memoryBroker
-	deliver func(*Message)
+	handler BrokerHandler
 }
 
-func (b *gapBroker) Subscribe(deliver func(*Message)) (string, error) {
-	b.deliver = deliver
-	return b.memoryBroker.Subscribe(deliver)
+func (b *gapBroker) Subscribe(h BrokerHandler) (string, error) {
+	b.handler = h
+	return b.memoryBroker.Subscribe(h)
 }
 
-// A Broker that reports lost deliveries (Message.Gap) ends every stream,
+// A Broker that reports lost deliveries (BrokerHandler.HandleGap) ends every stream,
 // once each has written what it was queued, so that their clients resume
 // from what they received; new streams start normally.
 func TestBrokerGapEndsEveryStream(t *testing.T) {
@@ -390,7 +390,7 @@ func TestBrokerGapEndsEveryStream(t *testing.T) {
 	waitStreams(t, h, 2)
 	h.Broadcast(data("before"))
 	b.mu.Lock() // as the broker delivers: never concurrently with itself
-	b.deliver(&Message{Gap: true, Pos: b.pos(b.seq)})
+	b.handler.HandleGap(b.pos(b.seq))
 	b.mu.Unlock()
 	for _, c := range []*testClient{one, two} {
 		rest, err := c.drain()

@@ -113,9 +113,9 @@ func TestSnapshotKeyBound(t *testing.T) {
 // arrives live, so nothing is sent twice.
 func TestSnapshotStopsAtThePosition(t *testing.T) {
 	b := newMemoryBroker(16, 16)
-	b.Subscribe(func(*Message) {})
+	b.subscribe(func(*envelope) {})
 	publish := func(key, d string) string {
-		m := newMessage(&Event{Key: key, Data: []byte(d)}, Target{})
+		m := testMessage(&Event{Key: key, Data: []byte(d)}, Target{})
 		b.Publish(context.Background(), m)
 		return m.Pos
 	}

@@ -20,7 +20,8 @@ type Stats struct {
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
-	BrokerGaps      uint64 // deliveries the Broker reported lost (Message.Gap), each ending every stream
+	BrokerGaps      uint64 // deliveries the Broker reported lost (BrokerHandler.HandleGap), each ending every stream
+	BrokerEpochs    uint64 // new epochs the Broker reported with nothing lost (BrokerHandler.HandleEpoch)
 	HookPanics      uint64 // OnConnect or OnDisconnect calls that panicked (each ends its stream's request, as net/http does)
 
 	// Streams served through a ResponseWriter that hides what streaming
@@ -44,7 +45,7 @@ type Resets struct {
 type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, serverTimeouts, unflushable, compressed                               atomic.Uint64
-	expired, unknown, epoch, otherReset, gaps, replayFailures, hookPanics             atomic.Uint64
+	expired, unknown, epoch, otherReset, gaps, epochs, replayFailures, hookPanics     atomic.Uint64
 }
 
 // countReset counts a reset for reason why.

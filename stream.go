@@ -16,10 +16,10 @@ import (
 // runs on the stream's own request goroutine.
 type stream struct {
 	// What a delivery touches, kept together.
-	mu     sync.Mutex // guards the fields up to keyed
-	queue  []*Message // in delivery order; conflation may leave nil holes
-	bytes  int        // sum of the queued frames' lengths
-	holes  int        // nil entries in queue
+	mu     sync.Mutex  // guards the fields up to keyed
+	queue  []*envelope // in delivery order; conflation may leave nil holes
+	bytes  int         // sum of the queued frames' lengths
+	holes  int         // nil entries in queue
 	closed bool
 	reason DisconnectReason
 	hub    *Hub
@@ -46,12 +46,12 @@ type stream struct {
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
 
-	began      time.Time  // when its handler began
-	serverCut  time.Time  // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
-	noDeadline bool       // writer-owned: the ResponseWriter takes no write deadline
-	idleClear  bool       // writer-owned: clear the deadline before waiting (see disarm)
-	spare      []*Message // writer-owned: the drained queue, kept for reuse
-	deadlineAt time.Time  // writer-owned: the write deadline set; zero when none is
+	began      time.Time   // when its handler began
+	serverCut  time.Time   // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
+	noDeadline bool        // writer-owned: the ResponseWriter takes no write deadline
+	idleClear  bool        // writer-owned: clear the deadline before waiting (see disarm)
+	spare      []*envelope // writer-owned: the drained queue, kept for reuse
+	deadlineAt time.Time   // writer-owned: the write deadline set; zero when none is
 }
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
@@ -75,7 +75,7 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 // blocks on the client. A queued frame of the same state (the same Key for
 // the same audience) is replaced. If the frame does not fit, the stream is
 // ended as slow.
-func (s *stream) enqueue(m *Message) bool {
+func (s *stream) enqueue(m *envelope) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -126,7 +126,7 @@ const indexFrom = 32
 // costs the same however long the queue. (Two states whose hashes collide
 // are conflated less, never wrongly: the index entry is checked.) Callers
 // hold s.mu.
-func (s *stream) conflate(m *Message) {
+func (s *stream) conflate(m *envelope) {
 	if s.keyed == nil && len(s.queue) >= indexFrom {
 		s.keyed = make(map[uint64]int, len(s.queue))
 		for i, q := range s.queue {
@@ -235,7 +235,7 @@ func (s *stream) isClosed() bool {
 
 // take removes everything queued. A stream ended as slow hands over
 // nothing: its client cannot keep up and will replay after reconnecting.
-func (s *stream) take() (batch []*Message, closed bool, reason DisconnectReason) {
+func (s *stream) take() (batch []*envelope, closed bool, reason DisconnectReason) {
 	s.mu.Lock()
 	if len(s.queue) > 0 { // a wake-up may find the queue already drained
 		if s.holes > 0 {
@@ -298,7 +298,7 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); re
 
 // write writes the frames of batch, gathered into as few writes as possible,
 // then flushes, all under the write deadline.
-func (s *stream) write(batch []*Message) error {
+func (s *stream) write(batch []*envelope) error {
 	if err := s.deadline(); err != nil {
 		return err
 	}
@@ -433,7 +433,7 @@ func (s *stream) setWriteDeadline(t time.Time) error {
 
 // entitled reports whether the stream may receive m. topics is a snapshot
 // of the stream's topics.
-func (s *stream) entitled(m *Message, topics map[string]struct{}) bool {
+func (s *stream) entitled(m *envelope, topics map[string]struct{}) bool {
 	switch m.To.Kind {
 	case ToEveryone:
 		return true

@@ -29,9 +29,9 @@ func testStream(t *testing.T, queueBytes int) *stream {
 	return newStream(h, StreamInfo{ClientID: "x"}, nil)
 }
 
-func keyed(key, d string) *Message {
-	m := newMessage(&Event{Key: key, Data: []byte(d)}, Target{})
-	m.buildFrame()
+func keyed(key, d string) *envelope {
+	m := newEnvelope(&Event{Key: key, Data: []byte(d)}, Target{})
+	m.build()
 	return m
 }
 
@@ -39,7 +39,7 @@ func keyed(key, d string) *Message {
 // place at the end, so ids stay in order.
 func TestConflation(t *testing.T) {
 	s := testStream(t, 1<<20)
-	for _, m := range []*Message{keyed("a", "a1"), keyed("b", "b1"), keyed("", "log1"), keyed("a", "a2"), keyed("", "log2"), keyed("b", "b2"), keyed("a", "a3")} {
+	for _, m := range []*envelope{keyed("a", "a1"), keyed("b", "b1"), keyed("", "log1"), keyed("a", "a2"), keyed("", "log2"), keyed("b", "b2"), keyed("a", "a3")} {
 		if !s.enqueue(m) {
 			t.Fatal("enqueue refused")
 		}
@@ -65,9 +65,9 @@ func checkBytes(t *testing.T, s *stream) {
 }
 
 // keyedTo is keyed for an audience.
-func keyedTo(to Target, key, d string) *Message {
-	m := newMessage(&Event{Key: key, Data: []byte(d)}, to)
-	m.buildFrame()
+func keyedTo(to Target, key, d string) *envelope {
+	m := newEnvelope(&Event{Key: key, Data: []byte(d)}, to)
+	m.build()
 	return m
 }
 
@@ -76,7 +76,7 @@ func keyedTo(to Target, key, d string) *Message {
 func TestConflationKeepsAudiencesApart(t *testing.T) {
 	s := testStream(t, 1<<20)
 	all, ann, topic := Target{Kind: ToEveryone}, Target{Kind: ToClient, Name: "x"}, Target{Kind: ToTopic, Name: "t"}
-	for _, m := range []*Message{keyedTo(all, "a", "all1"), keyedTo(ann, "a", "ann1"), keyedTo(topic, "a", "t1"), keyedTo(ann, "a", "ann2"), keyedTo(all, "a", "all2")} {
+	for _, m := range []*envelope{keyedTo(all, "a", "all1"), keyedTo(ann, "a", "ann1"), keyedTo(topic, "a", "t1"), keyedTo(ann, "a", "ann2"), keyedTo(all, "a", "all2")} {
 		s.enqueue(m)
 	}
 	if got, want := queueOf(s), "t1,ann2,all2"; got != want {
@@ -175,4 +175,9 @@ func TestTakeAfterCloseDrains(t *testing.T) {
 	if len(batch) != 1 || !closed || reason != ReasonShutdown {
 		t.Fatalf("take = %d frames, %v, %v", len(batch), closed, reason)
 	}
+}
+
+// testMessage encodes an event as a Broker receives it from a hub.
+func testMessage(e *Event, to Target) *Message {
+	return &newEnvelope(e, to).Message
 }

@@ -101,11 +101,10 @@ func (h *Hub) catchUp(s *stream, added []Target, pos string) {
 
 // topicState returns the newest keyed message of every state of the topics
 // in to, up to pos, in position order.
-func (h *Hub) topicState(ctx context.Context, to []Target, pos string) ([]*Message, error) {
-	var state []*Message
-	err := h.broker.Snapshot(ctx, pos, to, func(m *Message) bool {
+func (h *Hub) topicState(ctx context.Context, to []Target, pos string) ([]*envelope, error) {
+	var state []*envelope
+	err := h.readSnapshot(ctx, pos, to, func(m *envelope) bool {
 		if m.To.Kind == ToTopic && slices.Contains(to, m.To) {
-			m.buildFrame()
 			state = append(state, m)
 		}
 		return true
@@ -116,8 +115,8 @@ func (h *Hub) topicState(ctx context.Context, to []Target, pos string) ([]*Messa
 // idless returns copies of state written without their ids: those are
 // older than what the stream was sent, and would move its resume point
 // back.
-func idless(state []*Message) []*Message {
-	out := make([]*Message, len(state))
+func idless(state []*envelope) []*envelope {
+	out := make([]*envelope, len(state))
 	for i, m := range state {
 		c := *m
 		c.Pos, c.ID, c.frame = "", "", m.Body

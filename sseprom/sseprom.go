@@ -69,6 +69,8 @@ func NewCollector(hub *sse.Hub, labels prometheus.Labels) *Collector {
 				func(s sse.Stats) uint64 { return s.Heartbeats }),
 			counter("broker_gaps", "Deliveries the Broker reported lost, each ending every stream.",
 				func(s sse.Stats) uint64 { return s.BrokerGaps }),
+			counter("broker_epochs", "New epochs the Broker reported with nothing lost to the hub.",
+				func(s sse.Stats) uint64 { return s.BrokerEpochs }),
 			counter("replay_failures", "Reconnects whose replay the Broker failed: the stream ended, and its client retries.",
 				func(s sse.Stats) uint64 { return s.ReplayFailures }),
 			counter("hook_panics", "OnConnect or OnDisconnect calls that panicked.",

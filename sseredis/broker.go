@@ -284,11 +284,12 @@ func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
 	return nil
 }
 
-// Subscribe starts the broker's follower, which calls deliver for every
-// entry added to the stream after the newest one now, in order, on one
-// goroutine. It returns the position of that newest entry ("<epoch>-0-0"
-// for an empty stream).
-func (b *Broker) Subscribe(deliver func(*sse.Message)) (string, error) {
+// Subscribe starts the broker's follower, which tells h, on one goroutine
+// and in order, of every entry added to the stream after the newest one
+// now (HandleMessage), of entries trimmed before it read them (HandleGap),
+// and of a new epoch (HandleEpoch). It returns the position
+// of that newest entry ("<epoch>-0-0" for an empty stream).
+func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -313,13 +314,13 @@ func (b *Broker) Subscribe(deliver func(*sse.Message)) (string, error) {
 	b.subscribed = true
 	b.epoch.Store(&res[0])
 	b.wg.Add(1)
-	go b.follow(deliver, res[0], last)
+	go b.follow(h, res[0], last)
 	return res[0] + "-" + last.String(), nil
 }
 
 // follow reads the stream after last and delivers its entries until the
 // broker is closed, reconnecting with backoff on errors.
-func (b *Broker) follow(deliver func(*sse.Message), epoch string, last streamID) {
+func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
 	defer b.wg.Done()
 	var backoff time.Duration
 	failing := false
@@ -359,6 +360,7 @@ func (b *Broker) follow(deliver func(*sse.Message), epoch string, last streamID)
 				"old", epoch, "new", word, "from", resume.String())
 			epoch, last = word, resume
 			b.epoch.Store(&word)
+			h.HandleEpoch(epoch + "-" + last.String())
 			continue
 		case "behind":
 			top, _ := parseID(str(index(reply, 2)))
@@ -379,7 +381,7 @@ func (b *Broker) follow(deliver func(*sse.Message), epoch string, last streamID)
 			// resume, exactly or with a reset, from what they received.
 			b.log.Error("sseredis: the follower fell behind the history: entries were trimmed before this node delivered them; the hub ends its streams",
 				"delivered", epoch+"-"+last.String(), "trimmed_to", gap)
-			deliver(&sse.Message{Gap: true, Pos: epoch + "-" + gap})
+			h.HandleGap(epoch + "-" + gap)
 		}
 		entries, _ := index(reply, 3).([]any)
 		for _, e := range entries {
@@ -392,7 +394,7 @@ func (b *Broker) follow(deliver func(*sse.Message), epoch string, last streamID)
 				continue
 			}
 			m.Pos = epoch + "-" + id.String()
-			deliver(m)
+			h.HandleMessage(m)
 			last = id
 		}
 		if len(entries) >= fetchCount {

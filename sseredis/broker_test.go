@@ -423,11 +423,11 @@ func TestBroker(t *testing.T) {
 	defer b.Close()
 	var mu sync.Mutex
 	var got []*sse.Message
-	head, err := b.Subscribe(func(m *sse.Message) { mu.Lock(); got = append(got, m); mu.Unlock() })
+	head, err := b.Subscribe(onMessage{t, func(m *sse.Message) { mu.Lock(); got = append(got, m); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Subscribe(func(*sse.Message) {}); err == nil {
+	if _, err := b.Subscribe(onMessage{t, func(*sse.Message) {}}); err == nil {
 		t.Fatal("second Subscribe accepted")
 	}
 	epoch, id, ok := parsePos(head)

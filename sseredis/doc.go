@@ -101,7 +101,7 @@
 //   - A node whose follower falls more than History entries behind (cut off
 //     from Redis while other nodes publish) cannot deliver the trimmed
 //     entries: the broker logs it at Error and reports it to the hub
-//     (sse.Message.Gap), which ends its streams; their clients resume from
+//     (sse.BrokerHandler.HandleGap), which ends its streams; their clients resume from
 //     what they received, checked against the eviction record (exact, or
 //     one reset). Keep History above what is published during the outages
 //     you expect, or every such outage ends a node's streams.

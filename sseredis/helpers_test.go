@@ -358,3 +358,14 @@ func seq(prefix string, from, to int) []string {
 	}
 	return out
 }
+
+// onMessage is a BrokerHandler that passes messages to fn and logs gaps
+// and epochs.
+type onMessage struct {
+	t  *testing.T
+	fn func(*sse.Message)
+}
+
+func (h onMessage) HandleMessage(m *sse.Message) { h.fn(m) }
+func (h onMessage) HandleGap(pos string)         { h.t.Logf("gap at %s", pos) }
+func (h onMessage) HandleEpoch(pos string)       { h.t.Logf("epoch at %s", pos) }

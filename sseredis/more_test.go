@@ -120,7 +120,7 @@ func TestEvictionRecordBound(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
-	head, err := b.Subscribe(func(*sse.Message) {})
+	head, err := b.Subscribe(onMessage{t, func(*sse.Message) {}})
 	if err != nil {
 		t.Fatal(err)
 	}

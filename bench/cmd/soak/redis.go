@@ -94,8 +94,8 @@ func (t *tap) Publish(ctx context.Context, m *sse.Message) error {
 	return err
 }
 
-func (t *tap) Subscribe(deliver func(*sse.Message)) (string, error) {
-	last, err := t.Broker.Subscribe(deliver)
+func (t *tap) Subscribe(h sse.BrokerHandler) (string, error) {
+	last, err := t.Broker.Subscribe(h)
 	if err == nil && t.r.ledger.published() == 0 {
 		t.r.ledger.learn(last, 0) // the stream is new: before the first event
 	}
