@@ -43,8 +43,7 @@ type Hub struct {
 	pubCtx    context.Context
 	pubCancel context.CancelFunc // cancels pubCtx, the context of Broker.Publish
 
-	hookMu sync.Mutex
-	hooks  map[uint64]int // goroutines running a hook, by goroutineID
+	hooksRunning atomic.Int64 // hooks running now (see inHook)
 
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
 }
@@ -66,7 +65,6 @@ func NewHub(cfg Config) (*Hub, error) {
 		done:     make(chan struct{}),
 		track:    newTracker(),
 		pubsDone: make(chan struct{}),
-		hooks:    make(map[uint64]int),
 		subs:     newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())

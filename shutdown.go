@@ -1,12 +1,11 @@
 package sse
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -169,21 +168,12 @@ func (t *tracker) wait(ctx context.Context, self bool, stopBy time.Time) (stuck 
 	}
 }
 
-// hook runs a hook of the application's, noting the goroutine it runs on,
-// so that a Shutdown called from the hook knows not to wait for the hook's
-// own stream.
+// hook runs a hook of the application's through callHook, counting it, so
+// that a Shutdown called from the hook knows not to wait for the hook's own
+// stream (see inHook). A panic is counted, then passed on.
 func (h *Hub) hook(fn func()) {
-	id := goroutineID()
-	h.hookMu.Lock()
-	h.hooks[id]++
-	h.hookMu.Unlock()
-	defer func() {
-		h.hookMu.Lock()
-		if h.hooks[id]--; h.hooks[id] == 0 {
-			delete(h.hooks, id)
-		}
-		h.hookMu.Unlock()
-	}()
+	h.hooksRunning.Add(1)
+	defer h.hooksRunning.Add(-1)
 	defer func() {
 		if p := recover(); p != nil {
 			// Counted, then passed on: net/http recovers it, logs it and
@@ -193,31 +183,43 @@ func (h *Hub) hook(fn func()) {
 			panic(p)
 		}
 	}()
-	fn()
+	callHook(fn)
 }
 
-// inHook reports whether the calling goroutine is running one of the hub's
-// hooks.
+// callHook calls fn. Its frame on a goroutine's stack marks the goroutine as
+// running a hook: see inHook.
+//
+//go:noinline
+func callHook(fn func()) { fn() }
+
+// callHookName is callHook's name as the runtime reports its frames.
+var callHookName = runtime.FuncForPC(reflect.ValueOf(callHook).Pointer()).Name()
+
+// inHook reports whether the caller runs inside one of the hub's hooks:
+// whether this hub runs a hook now and callHook is on the caller's stack.
+// (A goroutine has no identity to compare in Go; its stack is what says
+// where it is.) It walks the whole stack, so it is meant for rare calls:
+// Shutdown makes it. Were a hook of another hub to call this hub's
+// Shutdown while a hook of this one runs, Shutdown would not wait for one
+// of its streams; nothing else is mistaken.
 func (h *Hub) inHook() bool {
-	if h.cfg.OnConnect == nil && h.cfg.OnDisconnect == nil {
+	if h.hooksRunning.Load() == 0 {
 		return false
 	}
-	id := goroutineID()
-	h.hookMu.Lock()
-	defer h.hookMu.Unlock()
-	return h.hooks[id] > 0
-}
-
-// goroutineID returns the calling goroutine's ID, the number the first line
-// of its stack trace starts with ("goroutine 42 [running]:"). Go offers no
-// other way to tell that a call comes from a given goroutine; it is read
-// only around hooks and in Shutdown.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(2, pcs)
+	for n == len(pcs) { // a deep stack: read it all
+		pcs = make([]uintptr, 2*len(pcs))
+		n = runtime.Callers(2, pcs)
 	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if f.Function == callHookName {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

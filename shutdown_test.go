@@ -191,6 +191,36 @@ func TestShutdownFromHooks(t *testing.T) {
 		}
 		noHubGoroutines(t, h)
 	})
+	t.Run("Shutdown deep in OnConnect's stack", func(t *testing.T) {
+		// inHook reads the whole stack, however deep the hook's call.
+		var h *Hub
+		result := make(chan error, 1)
+		var deep func(n int) error
+		deep = func(n int) error {
+			if n == 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+				defer cancel()
+				return h.Shutdown(ctx)
+			}
+			return deep(n - 1)
+		}
+		h, srv := newTestHub(t, Config{OnConnect: func(StreamInfo) { result <- deep(500) }})
+		resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		select {
+		case err := <-result:
+			if err != nil {
+				t.Fatalf("Shutdown 500 calls deep in OnConnect: %v", err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("Shutdown deep in OnConnect did not return")
+		}
+		noHubGoroutines(t, h)
+	})
 	t.Run("Close from every OnDisconnect at once", func(t *testing.T) {
 		var h *Hub
 		var calls sync.WaitGroup
