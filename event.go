@@ -18,9 +18,12 @@ type Event struct {
 	// makes Last-Event-ID replay exact. A non-empty ID is written instead of
 	// the position; the in-memory history still resumes from it while the
 	// event is in history, provided IDs are unique, and a reconnect that
-	// carries an ID the history does not hold gets a ResetEvent. It must not
-	// contain CR, LF or NUL, and should stay short (at most 128 bytes) and
-	// free of CORS-unsafe bytes if pages may be cross-origin.
+	// carries an ID the history does not hold gets a ResetEvent. A browser
+	// sends the id back as the Last-Event-ID request header, so it must be
+	// a valid header value that arrives unchanged: no control bytes (0x00
+	// to 0x1F, tab included, and 0x7F), no space at either end. It should
+	// stay short (at most 128 bytes) and free of CORS-unsafe bytes if pages
+	// may be cross-origin.
 	ID string
 
 	// Type is the event's type, which a page listens for with
@@ -54,10 +57,10 @@ type Event struct {
 	Key string
 }
 
-// Validate reports whether e can be encoded. The error wraps ErrInvalidEvent
-// and names the field and the problem.
+// Validate reports whether e can be encoded, and its ID resumed. The error
+// wraps ErrInvalidEvent and names the field and the problem.
 func (e *Event) Validate() error {
-	if err := checkField("id", e.ID, true); err != nil {
+	if err := checkID(e.ID); err != nil {
 		return err
 	}
 	if err := checkField("event type", e.Type, true); err != nil {
@@ -92,6 +95,28 @@ func checkField(name, v string, noNUL bool) error {
 	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, name)
+	}
+	return nil
+}
+
+// checkID checks an id as checkField does, and also that it comes back
+// unchanged as the Last-Event-ID header of a reconnect: net/http answers 400
+// to a header value with a control byte (and a browser's EventSource then
+// gives up for good), and drops the spaces and tabs at either end of one,
+// so an id with either could never resume.
+func checkID(id string) error {
+	if err := checkField("id", id, true); err != nil {
+		return err
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%w: id contains the control byte %#02x at byte %d: the Last-Event-ID header "+
+				"that carries it back would be refused", ErrInvalidEvent, c, i)
+		}
+	}
+	if id != "" && (id[0] == ' ' || id[len(id)-1] == ' ') {
+		return fmt.Errorf("%w: id %q begins or ends with a space, which the Last-Event-ID header that "+
+			"carries it back loses", ErrInvalidEvent, cut(id))
 	}
 	return nil
 }

@@ -72,6 +72,12 @@ func TestAppendEventRejects(t *testing.T) {
 		{"CR in type", Event{Type: "a\rb"}, "event type contains a carriage return"},
 		{"NUL in type", Event{Type: "\x00"}, "event type contains NUL"},
 		{"bad UTF-8 id", Event{ID: "\xff"}, "id is not valid UTF-8"},
+		{"control byte in id", Event{ID: "a\x01b"}, "id contains the control byte 0x01 at byte 1"},
+		{"escape in id", Event{ID: "\x1b[31m"}, "control byte 0x1b at byte 0"},
+		{"tab in id", Event{ID: "a\tb"}, "control byte 0x09"},
+		{"DEL in id", Event{ID: "a\x7f"}, "control byte 0x7f"},
+		{"leading space in id", Event{ID: " 42"}, "begins or ends with a space"},
+		{"trailing space in id", Event{ID: "42 "}, "begins or ends with a space"},
 		{"bad UTF-8 type", Event{Type: "a\xc3"}, "event type is not valid UTF-8"},
 		{"bad UTF-8 data", Event{Data: []byte("ok\xfe")}, "data is not valid UTF-8"},
 		{"negative retry", Event{Retry: -time.Second}, "negative retry"},
@@ -181,5 +187,35 @@ func TestStatusError(t *testing.T) {
 	}
 	if statusOf(errors.New("plain"), 401) != 401 || statusOf(&StatusError{Code: 200}, 400) != 400 {
 		t.Fatal("statusOf must fall back for plain errors and non-error statuses")
+	}
+}
+
+// An id that could not come back as a Last-Event-ID header (a control
+// byte: net/http answers 400 and EventSource gives up for good; a space at
+// either end: net/http trims it, so the resume is "unknown") is refused by
+// every publishing call, and nothing enters history.
+func TestHubRefusesIDsThatCannotResume(t *testing.T) {
+	h, err := NewHub(testConfig(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, id := range []string{"a\x01", "\x1f", "x\ty", "\x7f", " 1", "1 ", "\t1"} {
+		for name, call := range map[string]func(Event) (int, error){
+			"Broadcast": h.Broadcast,
+			"Publish":   func(ev Event) (int, error) { return h.Publish("t", ev) },
+			"Send":      func(ev Event) (int, error) { return h.Send("c", ev) },
+		} {
+			if _, err := call(Event{ID: id, Data: []byte("x")}); !errors.Is(err, ErrInvalidEvent) {
+				t.Errorf("%s with id %q: %v, want ErrInvalidEvent", name, id, err)
+			}
+		}
+	}
+	if st := h.Stats(); st.Published != 0 {
+		t.Fatalf("%d events published", st.Published)
+	}
+	// Spaces inside an id come back unchanged: accepted.
+	if _, err := h.Broadcast(Event{ID: "order 42", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,8 @@ package sse
 import (
 	"bytes"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -10,9 +12,17 @@ import (
 )
 
 // FuzzRoundTrip checks that Decode(Encode(e)) returns e for every valid
-// event, with the data's line endings turned into LF.
+// event, with the data's line endings turned into LF, and that a valid id
+// comes back unchanged as the Last-Event-ID header of a reconnect, through
+// net/http's client and server.
 func FuzzRoundTrip(f *testing.F) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("Last-Event-ID"))
+	}))
+	defer echo.Close()
 	f.Add("1", "points", []byte("hello"), int64(0))
+	f.Add("a\x01b", "", []byte("x"), int64(0))
+	f.Add(" 7\t", "", []byte("x"), int64(0))
 	f.Add("", "", []byte("a\r\nb\rc\n"), int64(1500))
 	f.Add("x:y", "naïve", []byte(" lead\r\r\n\n"), int64(3000))
 	f.Add("", "", []byte{}, int64(1))
@@ -33,7 +43,32 @@ func FuzzRoundTrip(f *testing.F) {
 		if got.ID != id || got.Type != typ || string(got.Data) != want || got.Retry != ev.Retry {
 			t.Fatalf("frame %q decoded as %+v, want id %q type %q data %q retry %v", frame, got, id, typ, want, ev.Retry)
 		}
+		if id != "" {
+			if back := lastEventIDThrough(t, echo.URL, id); back != id {
+				t.Fatalf("id %q came back as Last-Event-ID %q", id, back)
+			}
+		}
 	})
+}
+
+// lastEventIDThrough sends id as a Last-Event-ID header to an echo server
+// and returns what the server read.
+func lastEventIDThrough(t *testing.T, url, id string) string {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Last-Event-ID", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("id %q as Last-Event-ID: %v", id, err)
+	}
+	defer resp.Body.Close()
+	back, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("id %q as Last-Event-ID: %s %v", id, resp.Status, err)
+	}
+	return string(back)
 }
 
 // FuzzDecode checks that the decoder never panics or hangs, and that how the
