@@ -20,6 +20,13 @@ const (
 	// StartReset: its Last-Event-ID could not be resumed. The stream
 	// receives a ResetEvent, the snapshot of keyed events, then live events.
 	StartReset
+	// StartUnavailable: the stream cannot start now: the Broker failed to
+	// replay its Last-Event-ID, or (with several nodes) this hub's
+	// deliveries did not reach that position in time, or the client left
+	// while its replay was read. It ends before it writes an event
+	// (OnDisconnect follows with ReasonUnavailable, or ReasonClientGone),
+	// and its client retries with the same Last-Event-ID.
+	StartUnavailable
 )
 
 // String returns the kind in a word.
@@ -31,6 +38,8 @@ func (k StartKind) String() string {
 		return "resumed"
 	case StartReset:
 		return "reset"
+	case StartUnavailable:
+		return "unavailable"
 	}
 	return "unknown"
 }
@@ -73,7 +82,7 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 		missed, ok, why, complete, err = h.missed(ctx, s, to, topics, stale, last, &pos)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return StartResumed, nil, false // the client left
+			return StartUnavailable, nil, false // the client left
 		case err != nil:
 			// Nothing says anything was lost: end the stream before
 			// anything moves the client's resume point, and let it try
@@ -81,13 +90,13 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 			// nothing.
 			h.stats.replayFailures.Add(1)
 			h.log.Warn("sse: replay failed, ending the stream so that its client retries", "client", s.info.ClientID, "last_event_id", cut(last), "err", err)
-			return StartResumed, nil, false
+			return StartUnavailable, nil, false
 		case !ok && why == "ahead":
 			// This node did not catch up with the client in time: end the
 			// stream before anything moves the client's resume point, and
 			// let it try again.
 			h.log.Warn("sse: the Last-Event-ID is ahead of this hub's deliveries", "client", s.info.ClientID, "last_event_id", cut(last))
-			return StartResumed, nil, false
+			return StartUnavailable, nil, false
 		}
 		if ok {
 			h.stats.replays.Add(1)
@@ -186,7 +195,7 @@ func (h *Hub) startFailed(s *stream, r *http.Request, err error) DisconnectReaso
 
 // aheadWait bounds how long a stream waits for its hub's deliveries to
 // reach its Last-Event-ID (see Broker.Replay's "ahead").
-const aheadWait = 5 * time.Second
+var aheadWait = 5 * time.Second // a variable for the tests
 
 // stale returns the topics of a stream resuming from last whose run-time
 // subscription its client may not have got the state of: those subscribed

@@ -526,9 +526,14 @@ func TestFailingReplayEndsWithoutReset(t *testing.T) {
 	b := &answeringBroker{memoryBroker: newMemoryBroker(16, 16)}
 	var mu sync.Mutex
 	var reasons []DisconnectReason
+	var starts []StartKind
 	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) {
 		mu.Lock()
 		reasons = append(reasons, r)
+		mu.Unlock()
+	}, OnConnect: func(s StreamInfo) {
+		mu.Lock()
+		starts = append(starts, s.Start)
 		mu.Unlock()
 	}})
 	c, _ := dialAt(t, srv.URL, nil)
@@ -559,6 +564,11 @@ func TestFailingReplayEndsWithoutReset(t *testing.T) {
 	if st := h.Stats(); st.Resets != 0 || st.ReplayFailures != 1 {
 		t.Fatalf("stats %+v, want no reset and one replay failure", st)
 	}
+	mu.Lock()
+	if len(starts) != 2 || starts[1] != StartUnavailable {
+		t.Errorf("OnConnect saw the starts %v, want the failed replay's as %v", starts, StartUnavailable)
+	}
+	mu.Unlock()
 
 	b.mu.Lock()
 	b.err = nil

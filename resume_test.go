@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -166,6 +167,37 @@ func TestResumeAheadOfTheHub(t *testing.T) {
 	}
 	if st := h.Stats(); st.Resets != 0 {
 		t.Fatalf("stats %+v: a resume ahead of the hub is no reset", st)
+	}
+}
+
+// A resume whose Last-Event-ID this hub never reaches in time is no resume:
+// OnConnect is told StartUnavailable, nothing is written, the stream ends
+// as unavailable and its client retries with the same id.
+func TestResumeAheadThatNeverCatchesUp(t *testing.T) {
+	defer func(d time.Duration) { aheadWait = d }(aheadWait)
+	aheadWait = 200 * time.Millisecond
+	b := &laggingBroker{memoryBroker: newMemoryBroker(1024, 16)}
+	starts := make(chan StartKind, 1)
+	reasons := make(chan DisconnectReason, 1)
+	_, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1,
+		OnConnect:    func(s StreamInfo) { starts <- s.Start },
+		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { reasons <- r },
+	})
+	m := testMessage(&Event{Data: []byte("elsewhere")}, Target{Kind: ToEveryone})
+	if err := b.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	_, resp := tryDial(t, nil, srv.URL, lastEventID(m.Pos)) // never released to the hub
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || strings.Contains(string(body), "id:") || strings.Contains(string(body), "data:") {
+		t.Fatalf("the stream wrote %q (%v), want nothing but its retry field", body, err)
+	}
+	if k := <-starts; k != StartUnavailable {
+		t.Fatalf("OnConnect saw %v, want %v", k, StartUnavailable)
+	}
+	if r := <-reasons; r != ReasonUnavailable {
+		t.Fatalf("OnDisconnect saw %v, want %v", r, ReasonUnavailable)
 	}
 }
 
