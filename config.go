@@ -108,16 +108,32 @@ type Config struct {
 	// browser's default.
 	Retry time.Duration
 
-	// MaxStreams limits the streams open at once; MaxStreamsPerClient the
-	// streams of one client ID. A request over a limit is answered 200 with
-	// a retry field of about RefuseRetry and no events, so browsers try
-	// again later (they give up for good on 5xx), and Stats.Refused counts
-	// it. MaxStreams zero means no limit. MaxStreamsPerClient zero means
-	// DefaultMaxStreamsPerClient (256), so that one client ID cannot open
-	// streams without bound (a login open in a few tabs needs a handful);
-	// negative means no limit.
-	MaxStreams          int
+	// MaxStreams limits the streams open at once, so that a flood of
+	// streams cannot take every file descriptor the process has (accept
+	// would then fail for every other request too). A request over a limit
+	// (this one or the two below) is answered 200 with a retry field of
+	// about RefuseRetry and no events, so browsers try again later (they
+	// give up for good on 5xx), and Stats.Refused counts it. Zero means
+	// nine tenths of the process's limit on open files as NewHub finds it
+	// (RLIMIT_NOFILE; 18,000 for a limit of 20,000), leaving the rest to
+	// the server's other work; no limit on platforms without one. Negative
+	// means no limit.
+	MaxStreams int
+
+	// MaxStreamsPerClient limits the streams of one client ID, so that one
+	// login cannot open streams without bound (one open in a few tabs needs
+	// a handful). It bounds a peer only when Config.ClientID identifies
+	// it: the default ClientID gives every stream an ID of its own. Zero
+	// means DefaultMaxStreamsPerClient (256); negative means no limit.
 	MaxStreamsPerClient int
+
+	// MaxStreamsPerAddress limits the streams of one remote address: the
+	// IP of http.Request.RemoteAddr, whatever the client ID. It is the
+	// bound for anonymous streams (no ClientID). Behind a reverse proxy
+	// every request has the proxy's address: leave it zero there, or have
+	// trusted middleware set RemoteAddr from the proxy's forwarded header
+	// before the hub sees the request. Zero means no limit.
+	MaxStreamsPerAddress int
 
 	// RefuseRetry is the reconnection time suggested to refused requests;
 	// up to half of it again is added at random to spread reconnects. Zero
@@ -185,7 +201,7 @@ func (c Config) withDefaults() (Config, error) {
 	neg("QueueBytes", c.QueueBytes)
 	neg("HistoryBytes", c.HistoryBytes)
 	neg("KeyBytes", c.KeyBytes)
-	neg("MaxStreams", c.MaxStreams)
+	neg("MaxStreamsPerAddress", c.MaxStreamsPerAddress)
 	// A duration is zero (the default), at least a millisecond (the
 	// resolution of SSE's retry field, and far below any sensible
 	// heartbeat or write timeout), or, where the field says so, negative.
@@ -241,6 +257,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxTopics = 0 // no limit
 	}
 	switch {
+	case c.MaxStreams == 0:
+		c.MaxStreams = defaultMaxStreams(openFileLimit())
+	case c.MaxStreams < 0:
+		c.MaxStreams = 0 // no limit
+	}
+	switch {
 	case c.MaxStreamsPerClient == 0:
 		c.MaxStreamsPerClient = DefaultMaxStreamsPerClient
 	case c.MaxStreamsPerClient < 0:
@@ -257,4 +279,14 @@ func randomClientID(*http.Request) (string, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // never fails (Go 1.24)
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// defaultMaxStreams is MaxStreams for a process allowed limit open files (0:
+// no limit): nine tenths of them, keeping at least 32 for the rest of the
+// server.
+func defaultMaxStreams(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return max(limit-max(limit/10, 32), 1)
 }

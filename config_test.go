@@ -1,14 +1,15 @@
 package sse
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestNewHubRejectsNegativeConfig(t *testing.T) {
-	_, err := NewHub(Config{QueueBytes: -1, MaxStreams: -2})
-	if err == nil || !strings.Contains(err.Error(), "QueueBytes") || !strings.Contains(err.Error(), "MaxStreams") {
+	_, err := NewHub(Config{QueueBytes: -1, MaxStreamsPerAddress: -2})
+	if err == nil || !strings.Contains(err.Error(), "QueueBytes") || !strings.Contains(err.Error(), "MaxStreamsPerAddress") {
 		t.Fatalf("err = %v, want both fields named", err)
 	}
 }
@@ -50,5 +51,38 @@ func TestNewHubValidatesDurations(t *testing.T) {
 			t.Fatalf("NewHub(%+v): %v", cfg, err)
 		}
 		h.Close()
+	}
+}
+
+// With the zero Config the hub still bounds its streams: MaxStreams is
+// derived from the process's open-file limit, keeping a tenth of it (at
+// least 32) for the server's other work; negative lifts the bound.
+func TestDefaultMaxStreams(t *testing.T) {
+	for _, c := range []struct{ limit, want int }{
+		{0, 0}, {20_000, 18_000}, {1024, 922}, {100, 68}, {20, 1},
+	} {
+		if got := defaultMaxStreams(c.limit); got != c.want {
+			t.Errorf("defaultMaxStreams(%d) = %d, want %d", c.limit, got, c.want)
+		}
+	}
+	h, err := NewHub(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	limit := openFileLimit()
+	if runtime.GOOS == "linux" && limit == 0 {
+		t.Fatal("no open-file limit read on Linux")
+	}
+	if h.cfg.MaxStreams != defaultMaxStreams(limit) {
+		t.Fatalf("MaxStreams %d with an open-file limit of %d, want %d", h.cfg.MaxStreams, limit, defaultMaxStreams(limit))
+	}
+	u, err := NewHub(Config{MaxStreams: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if u.cfg.MaxStreams != 0 {
+		t.Fatalf("MaxStreams -1 gave a bound of %d", u.cfg.MaxStreams)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -343,6 +345,37 @@ func TestLimits(t *testing.T) {
 	checkRefused("cat") // in total
 	if st := h.Stats(); st.Refused != 2 || st.Streams != 3 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// MaxStreamsPerAddress bounds the streams of one remote IP, whatever their
+// client IDs (the default gives each stream its own): a peer at another
+// address is still served.
+func TestLimitPerAddress(t *testing.T) {
+	h, srv := newTestHub(t, Config{MaxStreamsPerAddress: 2, RefuseRetry: time.Second})
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	one := from("127.0.0.1")
+	dial(t, one, srv.URL, nil)
+	dial(t, one, srv.URL, nil)
+	waitStreams(t, h, 2)
+	resp, err := one.Do(mustRequest(t, srv.URL, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Contains(string(body), "data:") || !strings.HasPrefix(string(body), "retry: ") {
+		t.Fatalf("the third stream from one address: %s %q, want a refusal with a retry hint", resp.Status, body)
+	}
+	if runtime.GOOS == "linux" { // any 127/8 address is loopback there
+		dial(t, from("127.0.0.2"), srv.URL, nil)
+		waitStreams(t, h, 3)
+	}
+	if st := h.Stats(); st.Refused != 1 {
+		t.Fatalf("stats %+v, want one refusal", st)
 	}
 }
 

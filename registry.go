@@ -6,12 +6,14 @@ type registry struct {
 	all     []*stream
 	byID    map[string][]*stream
 	byTopic map[string]map[*stream]struct{}
+	byAddr  map[string]int // streams per remote address (stream.addr)
 }
 
 func newRegistry() registry {
 	return registry{
 		byID:    make(map[string][]*stream),
 		byTopic: make(map[string]map[*stream]struct{}),
+		byAddr:  make(map[string]int),
 	}
 }
 
@@ -19,6 +21,7 @@ func (r *registry) add(s *stream) {
 	s.index = len(r.all)
 	r.all = append(r.all, s)
 	r.byID[s.info.ClientID] = append(r.byID[s.info.ClientID], s)
+	r.byAddr[s.addr]++
 	for t := range s.topics {
 		r.subscribe(s, t)
 	}
@@ -50,6 +53,9 @@ func (r *registry) remove(s *stream) {
 	}
 	for t := range s.topics {
 		r.unsubscribe(s, t)
+	}
+	if r.byAddr[s.addr]--; r.byAddr[s.addr] <= 0 {
+		delete(r.byAddr, s.addr)
 	}
 }
 
@@ -97,6 +103,8 @@ func (h *Hub) register(s *stream) (reg registration, refusal string) {
 		return reg, "MaxStreams reached"
 	case h.cfg.MaxStreamsPerClient > 0 && len(h.reg.byID[s.info.ClientID]) >= h.cfg.MaxStreamsPerClient:
 		return reg, "MaxStreamsPerClient reached"
+	case h.cfg.MaxStreamsPerAddress > 0 && h.reg.byAddr[s.addr] >= h.cfg.MaxStreamsPerAddress:
+		return reg, "MaxStreamsPerAddress reached"
 	}
 	h.reg.add(s)
 	h.track.add(1)

@@ -29,6 +29,7 @@ type stream struct {
 	wrote atomic.Bool    // set by the writer after a write; cleared by the heartbeat
 
 	info  StreamInfo
+	addr  string // the remote address's host, for Config.MaxStreamsPerAddress
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	conn  net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
@@ -61,6 +62,9 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 		w:    w,
 		rc:   http.NewResponseController(w),
 		wake: make(chan struct{}, 1),
+	}
+	if info.Request != nil {
+		s.addr = remoteHost(info.Request.RemoteAddr)
 	}
 	if len(info.Topics) > 0 {
 		s.topics = make(map[string]struct{}, len(info.Topics))
@@ -444,4 +448,13 @@ func (s *stream) entitled(m *envelope, topics map[string]struct{}) bool {
 		return m.To.Name == s.info.ClientID
 	}
 	return false
+}
+
+// remoteHost returns the host of a request's RemoteAddr ("ip:port"), or
+// the whole of it if it has no port.
+func remoteHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
