@@ -123,6 +123,21 @@ type PositionComparer interface {
 	ComparePositions(a, b string) (int, bool)
 }
 
+// EpochOrigin is implemented by a Broker that knows where each of its
+// epochs began. A Hub uses it when a client resumes from a position of an
+// earlier epoch (the process restarted, the engine lost its data): after
+// the ResetEvent, such a stream is replayed every event of the current
+// epoch it may receive, from the epoch's origin, when Replay can still
+// resume from there exactly, rather than sent the snapshot alone. A
+// restart then loses only what the earlier process never delivered.
+type EpochOrigin interface {
+	// EpochOrigin returns the position just before the first message of
+	// pos's epoch, one that Replay accepts as after, or false when the
+	// broker does not know it. It may be called concurrently with
+	// everything.
+	EpochOrigin(pos string) (origin string, ok bool)
+}
+
 // Message is an event as a Broker carries it: a plain value, encoded once,
 // with the audience it is for. A Broker may keep it and hand it back (in
 // Replay and Snapshot) as it is; the hub never changes a Message it got

@@ -294,6 +294,15 @@ func (b *memoryBroker) ComparePositions(a, c string) (int, bool) {
 	return cmp.Compare(x, y), true
 }
 
+// EpochOrigin returns "<epoch>-0", the position before the first message,
+// for a position of this broker's epoch: its only one.
+func (b *memoryBroker) EpochOrigin(pos string) (string, bool) {
+	if _, ok := b.parse(pos); !ok {
+		return "", false
+	}
+	return b.pos(0), true
+}
+
 // parse reads a position of this broker's epoch.
 func (b *memoryBroker) parse(pos string) (uint64, bool) {
 	rest, ok := strings.CutPrefix(pos, b.epoch)

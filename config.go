@@ -79,7 +79,10 @@ type Config struct {
 	KeyBytes int
 
 	// Broker orders, keeps and carries events. Nil means in memory, for a
-	// single process.
+	// single process. For several nodes sharing events and replays, use
+	// github.com/ssehub/sse/sseredis (a Broker on a Redis Stream), or write
+	// one for another engine against the Broker interface. The hub closes
+	// it in Shutdown.
 	Broker Broker
 
 	// Heartbeat is the longest a stream stays silent: a stream that wrote
@@ -162,8 +165,10 @@ type Config struct {
 	// OnConnect, if set, is called once for every stream, after it is
 	// registered and before anything is written to it, so a Hub.Send from
 	// OnConnect reaches it, after the stream's replay or snapshot.
-	// StreamInfo.Start says which it gets. It runs on the stream's goroutine and delays the
-	// stream until it returns.
+	// StreamInfo.Start says which it gets, or that it cannot start now
+	// (StartUnavailable: it ends without an event, and its client retries).
+	// It runs on the stream's goroutine and delays the stream until it
+	// returns.
 	OnConnect func(StreamInfo)
 
 	// OnDisconnect, if set, is called once for every stream that OnConnect

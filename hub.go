@@ -181,6 +181,7 @@ func (h *Hub) Stats() Stats {
 	st.SlowDisconnects = h.stats.slow.Load()
 	st.Replays = h.stats.replays.Load()
 	st.Resets = h.stats.resets.Load()
+	st.EpochReplays = h.stats.epochReplays.Load()
 	st.ResetsBy = h.stats.resetsBy()
 	st.ReplayFailures = h.stats.replayFailures.Load()
 	st.HookPanics = h.stats.hookPanics.Load()

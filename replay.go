@@ -19,6 +19,11 @@ const (
 	StartResumed
 	// StartReset: its Last-Event-ID could not be resumed. The stream
 	// receives a ResetEvent, the snapshot of keyed events, then live events.
+	// When the Last-Event-ID is of an earlier epoch (a restart of the
+	// process: a deploy), the ResetEvent is followed by every event of the
+	// current epoch the stream may receive, when history still holds them
+	// (it holds every state too), instead of the snapshot: a restart loses
+	// only what the earlier process never delivered.
 	StartReset
 	// StartUnavailable: the stream cannot start now: the Broker failed to
 	// replay its Last-Event-ID, or (with several nodes) this hub's
@@ -68,6 +73,12 @@ func (k StartKind) String() string {
 // A resume from before a run-time subscription of one of its topics (see
 // Hub.Subscribe) starts with that topic's state, which history does not
 // hold, instead of the topic's keyed events.
+//
+// A reset because the Last-Event-ID is of an earlier epoch (the process
+// restarted) is followed, instead of the snapshot, by every event of the
+// current epoch that the stream may receive, when the Broker can say
+// where the epoch began (EpochOrigin) and history still holds all of them
+// (see sinceOrigin).
 func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind, batch []*envelope, whole bool) {
 	ctx := r.Context()
 	pos, topics := reg.pos, reg.topics
@@ -122,15 +133,29 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 		h.stats.countReset(why)
 		h.log.Info("sse: cannot resume, sending reset", "client", s.info.ClientID, "last_event_id", cut(last), "reason", why)
 	}
-	snap, err := h.snapshot(ctx, s, to, topics, pos)
-	if err != nil {
-		whole = false
-		if ctx.Err() == nil {
-			h.log.Warn("sse: snapshot failed", "client", s.info.ClientID, "err", err)
+	var snap []*envelope
+	replayed := false
+	if why == "epoch" {
+		// A client of an earlier epoch (a restart: a deploy) missed at
+		// least everything of this one: replay it all, when history holds
+		// it, rather than only its state.
+		var complete bool
+		if snap, replayed, complete = h.sinceOrigin(ctx, s, to, topics, &pos); replayed {
+			whole = complete
 		}
 	}
-	if len(snap) > 0 {
-		h.stats.snapshots.Add(1)
+	if !replayed {
+		var err error
+		snap, err = h.snapshot(ctx, s, to, topics, pos)
+		if err != nil {
+			whole = false
+			if ctx.Err() == nil {
+				h.log.Warn("sse: snapshot failed", "client", s.info.ClientID, "err", err)
+			}
+		}
+		if len(snap) > 0 {
+			h.stats.snapshots.Add(1)
+		}
 	}
 	if kind == StartReset {
 		// The reset's id moves the client's resume point only when nothing
@@ -146,6 +171,29 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 		batch = append(batch, control(positionFrame(pos)))
 	}
 	return kind, batch, whole
+}
+
+// sinceOrigin returns the messages s may receive from the start of pos's
+// epoch up to pos, conflated, and whether history could give them all
+// (ok): a replay from the epoch's origin. It holds every state the
+// snapshot would, so it takes its place. whole is false when the stream
+// ended while they were collected.
+func (h *Hub) sinceOrigin(ctx context.Context, s *stream, to []Target, topics map[string]struct{}, pos *string) (out []*envelope, ok, whole bool) {
+	var origin string
+	if h.mem != nil {
+		origin, ok = h.mem.EpochOrigin(*pos)
+	} else if eo, can := h.broker.(EpochOrigin); can {
+		origin, ok = eo.EpochOrigin(*pos)
+	}
+	if !ok {
+		return nil, false, false
+	}
+	out, ok, _, whole, err := h.missed(ctx, s, to, topics, nil, origin, pos)
+	if err != nil || !ok {
+		return nil, false, false
+	}
+	h.stats.epochReplays.Add(1)
+	return out, true, whole
 }
 
 // start writes the planned batch. It returns false, with the reason, if the

@@ -15,6 +15,7 @@ type Stats struct {
 	SlowDisconnects uint64 // streams ended because their queue overflowed
 	Replays         uint64 // reconnects resumed exactly from Last-Event-ID, also from before the history
 	Resets          uint64 // reconnects sent a ResetEvent instead: the sum of ResetsBy
+	EpochReplays    uint64 // of those, reconnects from an earlier epoch that were replayed the whole current epoch (see StartReset)
 	ResetsBy        Resets // Resets by reason
 	ReplayFailures  uint64 // reconnects whose replay the Broker failed: the stream ended before writing an event, and its client retries from the same Last-Event-ID
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
@@ -46,6 +47,7 @@ type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, serverTimeouts, unflushable, compressed                               atomic.Uint64
 	expired, unknown, epoch, otherReset, gaps, epochs, replayFailures, hookPanics     atomic.Uint64
+	epochReplays                                                                      atomic.Uint64
 }
 
 // countReset counts a reset for reason why.

@@ -61,6 +61,8 @@ func NewCollector(hub *sse.Hub, labels prometheus.Labels) *Collector {
 				func(s sse.Stats) uint64 { return s.SlowDisconnects }),
 			counter("replays", "Reconnects resumed exactly from their Last-Event-ID.",
 				func(s sse.Stats) uint64 { return s.Replays }),
+			counter("epoch_replays", "Reconnects from an earlier epoch replayed the whole current epoch after their reset.",
+				func(s sse.Stats) uint64 { return s.EpochReplays }),
 			counter("snapshots", "Streams that started with a snapshot of keyed events.",
 				func(s sse.Stats) uint64 { return s.Snapshots }),
 			counter("refused", "Requests refused by a stream limit or a closing hub.",
