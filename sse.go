@@ -49,7 +49,7 @@
 //		log.Fatal(err)
 //	}
 //	http.Handle("/sse", hub)
-//	srv := &http.Server{Addr: ":8080", ReadHeaderTimeout: 10 * time.Second}
+//	srv := &http.Server{Addr: "localhost:8080", ReadHeaderTimeout: 10 * time.Second}
 //	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 //	defer stop()
 //	failed := make(chan error, 1)
@@ -73,7 +73,15 @@
 //
 // Ordering, history and replay live behind the [Broker] interface. The
 // default is in memory; a shared engine lets hubs on several machines deliver
-// the same events and replay from any node.
+// the same events and replay from any node. Package
+// [github.com/ssehub/sse/sseredis] (a module of its own, on go-redis) is a
+// Broker on a Redis Stream; examples/cluster runs two nodes on one Redis.
+//
+// # Metrics
+//
+// [Hub.Stats] returns the hub's counters and gauges; publish them with
+// expvar, or as Prometheus metrics with package
+// [github.com/ssehub/sse/sseprom] (a module of its own, on client_golang).
 package sse
 
 import (

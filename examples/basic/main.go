@@ -2,7 +2,7 @@
 // server's clock every second, and messages typed by any visitor.
 //
 //	go run ./examples/basic            # then open http://localhost:8080
-//	go run ./examples/basic -addr :9000
+//	go run ./examples/basic -addr :9000 # every interface, port 9000
 package main
 
 import (
@@ -25,7 +25,7 @@ import (
 var page []byte
 
 func main() {
-	addr := flag.String("addr", ":8080", "listen address")
+	addr := flag.String("addr", "localhost:8080", "listen address")
 	flag.Parse()
 
 	hub, err := sse.NewHub(sse.Config{})

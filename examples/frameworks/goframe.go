@@ -28,7 +28,10 @@ func startGoFrame(hub *sse.Hub, ln net.Listener) (func(context.Context) error, e
 	s.SetAccessLogEnabled(false)
 	s.SetLogStdout(false)
 	s.Logger().SetStdoutPrint(false)
-	s.SetGracefulShutdownTimeout(5) // seconds; the hub's streams have ended by then
+	// How long Shutdown waits for open requests, in seconds: GoFrame v2.9.0
+	// reads GracefulTimeout for it, not GracefulShutdownTimeout. The hub's
+	// streams have ended by then.
+	s.SetGracefulTimeout(5)
 	if err := s.SetListener(ln); err != nil {
 		return nil, err
 	}

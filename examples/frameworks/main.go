@@ -4,7 +4,7 @@
 // http://localhost:8080/api/v1/sse?token=token-ann; Ctrl-C ends it.
 //
 //	go run . -framework gin   # or chi, echo, goframe
-//	go run . -framework fiber # Fiber on :8080, the hub beside it on :8081
+//	go run . -framework fiber # Fiber on localhost:8080, the hub beside it on localhost:8081
 package main
 
 import (

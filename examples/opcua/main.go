@@ -2,7 +2,7 @@
 // Server-Sent Events.
 //
 // With no flags it starts an embedded OPC UA simulator on loopback, reads it
-// with a subscription, and serves the dashboard on :8080:
+// with a subscription, and serves the dashboard on localhost:8080:
 //
 //	go -C examples/opcua run .
 //
@@ -41,7 +41,7 @@ func main() {
 // run parses args, starts everything and serves until SIGINT or SIGTERM.
 func run(args []string) error {
 	fl := flag.NewFlagSet("opcua", flag.ContinueOnError)
-	addr := fl.String("addr", ":8080", "HTTP listen address of the dashboard")
+	addr := fl.String("addr", "localhost:8080", "HTTP listen address of the dashboard")
 	endpoint := fl.String("endpoint", "", "OPC UA server to read, opc.tcp://host:port (default: start the embedded simulator)")
 	nodes := fl.String("nodes", "", "comma-separated node IDs to monitor, e.g. 'ns=2;s=Temp,ns=2;i=1001' (default: browse the server's Objects folder for variables)")
 	interval := fl.Duration("interval", 100*time.Millisecond, "OPC UA publishing interval")

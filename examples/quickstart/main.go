@@ -23,7 +23,7 @@ func main() {
 		}
 	}()
 	http.Handle("/sse", hub)
-	srv := &http.Server{Addr: ":8080", ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: "localhost:8080", ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
