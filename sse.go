@@ -132,8 +132,10 @@ const PositionEvent = "sse-position"
 var ErrHubClosed = errors.New("sse: hub is closed")
 
 // ErrInvalidEvent is wrapped by every error that reports an event that
-// cannot be encoded: a CR, LF or NUL in its ID or Type, invalid UTF-8, a
-// negative Retry. Test with errors.Is.
+// cannot be encoded: a CR, LF or NUL in its ID or Type, another control
+// byte or a space at either end of its ID (which could not come back as a
+// Last-Event-ID header), invalid UTF-8, a negative Retry. Test with
+// errors.Is.
 var ErrInvalidEvent = errors.New("sse: invalid event")
 
 // ErrEventTooLarge is wrapped by the errors that report an event larger than
