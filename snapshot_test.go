@@ -2,9 +2,11 @@ package sse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -399,5 +401,106 @@ func TestResumeAfterStateIsNotRepeated(t *testing.T) {
 	h.Send("ann", data("live"))
 	if ev := c.next(); string(ev.Data) != "live" {
 		t.Fatalf("the second resume got %q, want nothing before the live event", ev.Data)
+	}
+}
+
+// stallingBroker is the in-memory broker whose next Snapshot, once armed,
+// waits until released, as a Broker on a stalled Redis does, and then
+// fails if fail is set.
+type stallingBroker struct {
+	*memoryBroker
+	armed   atomic.Bool
+	stalled chan struct{} // closed when the armed Snapshot starts waiting
+	release chan struct{}
+	fail    bool
+}
+
+func (b *stallingBroker) Snapshot(ctx context.Context, until string, to []Target, fn func(*Message) bool) error {
+	if b.armed.CompareAndSwap(true, false) {
+		close(b.stalled)
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.fail {
+			return errors.New("redis is gone")
+		}
+	}
+	return b.memoryBroker.Snapshot(ctx, until, to, fn)
+}
+
+// Subscribe holds no lock of the hub's while the Broker reads the topic's
+// state: streams start, events reach every stream, Stats and Disconnect
+// answer, and the subscribing stream then gets the state first and what
+// was delivered meanwhile after it, in order.
+func TestSubscribeDoesNotFreezeTheHub(t *testing.T) {
+	b := &stallingBroker{memoryBroker: newMemoryBroker(64, 64), stalled: make(chan struct{}), release: make(chan struct{})}
+	h, srv := newTestHub(t, Config{Broker: b, ClientID: headerID, Heartbeat: -1})
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 1")})
+	ann := dial(t, nil, srv.URL, user("ann"))
+	bob := dial(t, nil, srv.URL, user("bob"))
+	waitStreams(t, h, 2)
+	subscribed := make(chan int, 1)
+	b.armed.Store(true)
+	go func() { subscribed <- h.Subscribe("ann", "line") }()
+	<-b.stalled
+	h.Broadcast(data("during"))
+	h.Publish("line", Event{Key: "temp", Data: []byte("temp 2")})
+	if ev := bob.next(); string(ev.Data) != "during" {
+		t.Fatalf("bob got %q", ev.Data)
+	}
+	cat := dial(t, nil, srv.URL, user("cat"))
+	waitStreams(t, h, 3)
+	if n := h.Disconnect("cat"); n != 1 {
+		t.Fatalf("Disconnect = %d", n)
+	}
+	if _, err := cat.drain(); err == nil {
+		t.Fatal("cat's stream did not end")
+	}
+	close(b.release)
+	if n := <-subscribed; n != 1 {
+		t.Fatalf("Subscribe = %d", n)
+	}
+	var got []string
+	for range 3 {
+		got = append(got, string(ann.next().Data))
+	}
+	if want := "speed 1,during,temp 2"; strings.Join(got, ",") != want {
+		t.Fatalf("ann got %s, want %s", strings.Join(got, ","), want)
+	}
+}
+
+// A subscription whose state the Broker cannot read ends the stream
+// before anything delivered after it; the client's resume brings the
+// state, then the rest.
+func TestSubscribeWhoseStateFails(t *testing.T) {
+	b := &stallingBroker{memoryBroker: newMemoryBroker(64, 64), stalled: make(chan struct{}), release: make(chan struct{}), fail: true}
+	h, srv := newTestHub(t, Config{Broker: b, ClientID: headerID, Topics: queryTopics, Heartbeat: -1})
+	h.Publish("line", Event{Key: "speed", Data: []byte("speed 1")})
+	ann := dial(t, nil, srv.URL, user("ann"))
+	waitStreams(t, h, 1)
+	h.Broadcast(data("before"))
+	if ev := ann.next(); string(ev.Data) != "before" {
+		t.Fatalf("got %q", ev.Data)
+	}
+	subscribed := make(chan int, 1)
+	b.armed.Store(true)
+	go func() { subscribed <- h.Subscribe("ann", "line") }()
+	<-b.stalled
+	h.Broadcast(data("after"))
+	close(b.release)
+	<-subscribed
+	rest, err := ann.drain()
+	if len(rest) != 0 || err == nil {
+		t.Fatalf("the stream got %v, then %v; want its end, nothing after the subscription", rest, err)
+	}
+	c := dial(t, nil, srv.URL+"?topic=line", withHeader(user("ann"), lastEventID(ann.dec.LastEventID())))
+	var got []string
+	for range 2 {
+		got = append(got, string(c.next().Data))
+	}
+	if want := "speed 1,after"; strings.Join(got, ",") != want {
+		t.Fatalf("the resume got %s, want %s", strings.Join(got, ","), want)
 	}
 }

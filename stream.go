@@ -16,7 +16,7 @@ import (
 // runs on the stream's own request goroutine.
 type stream struct {
 	// What a delivery touches, kept together.
-	mu     sync.Mutex  // guards the fields up to keyed
+	mu     sync.Mutex  // guards the fields up to held
 	queue  []*envelope // in delivery order; conflation may leave nil holes
 	bytes  int         // sum of the queued frames' lengths
 	holes  int         // nil entries in queue
@@ -24,9 +24,13 @@ type stream struct {
 	reason DisconnectReason
 	hub    *Hub
 
-	keyed map[uint64]int // for long queues: where each state's frame is, by Message.stateHash
-	wake  chan struct{}  // capacity 1: "the queue changed or the stream closed"
-	wrote atomic.Bool    // set by the writer after a write; cleared by the heartbeat
+	keyed map[uint64]int // for long queues: where each state's frame is, by envelope.stateHash
+
+	holding int         // run-time subscriptions whose state is being read (see hold)
+	held    []heldFrame // deliveries meanwhile, and where each state goes
+
+	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
+	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
 
 	info  StreamInfo
 	addr  string // the remote address's host, for Config.MaxStreamsPerAddress
@@ -85,29 +89,24 @@ func (s *stream) enqueue(m *envelope) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if m.Key != "" {
-		s.conflate(m)
-	}
-	if s.bytes+len(m.frame) > s.hub.cfg.QueueBytes {
-		s.closed, s.reason = true, ReasonSlow
+	if s.holding > 0 { // a run-time subscription's state is being read: see hold
+		s.held = append(s.held, heldFrame{e: m})
+		s.bytes += len(m.frame)
+		if s.bytes > s.hub.cfg.QueueBytes {
+			s.closed, s.reason = true, ReasonSlow
+			s.mu.Unlock()
+			s.overflow()
+			return false
+		}
 		s.mu.Unlock()
-		s.hub.stats.slow.Add(1)
-		s.signal()
-		// Its writer is likely blocked on the client: cut that write short
-		// rather than wait out the write timeout. The stream's handler is
-		// still running (it is registered), so the WaitGroup is non-zero.
-		s.hub.track.add(1)
-		go s.hub.expire(s)
+		return true
+	}
+	ok, wasEmpty, filling := s.push(m)
+	s.mu.Unlock()
+	if !ok {
+		s.overflow()
 		return false
 	}
-	wasEmpty := len(s.queue) == 0
-	s.queue = append(s.queue, m)
-	s.bytes += len(m.frame)
-	if s.keyed != nil && m.Key != "" {
-		s.keyed[m.stateHash] = len(s.queue) - 1 // after a compaction in conflate, too
-	}
-	filling := s.bytes > s.hub.cfg.QueueBytes/2
-	s.mu.Unlock()
 	if filling && !s.hub.pressure.Load() {
 		s.hub.pressure.Store(true)
 	}
@@ -117,6 +116,40 @@ func (s *stream) enqueue(m *envelope) bool {
 		s.signal()
 	}
 	return true
+}
+
+// push adds m to the queue, conflating it with a queued frame of its state.
+// It reports false, having marked the stream ended as slow, if m does not
+// fit (the caller then calls overflow); wasEmpty, if the queue was empty;
+// filling, if the queue is past half full. Callers hold s.mu.
+func (s *stream) push(m *envelope) (ok, wasEmpty, filling bool) {
+	if m.Key != "" {
+		s.conflate(m)
+	}
+	if s.bytes+len(m.frame) > s.hub.cfg.QueueBytes {
+		s.closed, s.reason = true, ReasonSlow
+		return false, false, false
+	}
+	wasEmpty = len(s.queue) == 0
+	s.queue = append(s.queue, m)
+	s.bytes += len(m.frame)
+	if s.keyed != nil && m.Key != "" {
+		s.keyed[m.stateHash] = len(s.queue) - 1 // after a compaction in conflate, too
+	}
+	return true, wasEmpty, s.bytes > s.hub.cfg.QueueBytes/2
+}
+
+// overflow follows the end of a stream as slow, which its caller marked
+// under s.mu (once: a closed stream takes nothing more): it counts it,
+// wakes the writer and cuts its blocked write short rather than wait out
+// the write timeout. Callers do not hold s.mu.
+func (s *stream) overflow() {
+	s.hub.stats.slow.Add(1)
+	s.signal()
+	// The stream's handler is still running (it is registered), so the
+	// tracker's count is not zero.
+	s.hub.track.add(1)
+	go s.hub.expire(s)
 }
 
 // indexFrom is the queue length from which conflation looks keys up in an

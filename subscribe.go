@@ -11,8 +11,12 @@ import (
 // each topic it did not have: the newest event of every Key published to
 // the topic (see Event.Key and Config.Keys), in publish order, then the
 // topic's live events, so nothing comes twice and nothing older comes after
-// something newer. Deliveries wait while Subscribe reads that state from
-// the Broker.
+// something newer. Subscribe waits while it reads that state from the
+// Broker (at most Config.WriteTimeout), holding no lock of the hub's: the
+// streams that subscribe hold back what is delivered to them meanwhile (as
+// part of their queue), and nothing else waits. A stream whose state the
+// Broker cannot read ends (ReasonUnavailable); its client resumes from
+// before the subscription and gets the state then.
 //
 // That state is not in history, so its events carry no id: they leave the
 // client's resume point where it was, and the next event the stream gets
@@ -35,18 +39,23 @@ import (
 // application that subscribes at run time should make Config.Topics return
 // the same topics for that client's next request.
 func (h *Hub) Subscribe(clientID string, topics ...string) int {
+	type pending struct {
+		s     *stream
+		added []Target
+		c     *catchUp
+	}
+	var todo []pending
 	h.mu.Lock() // no delivery runs: every message up to the position is queued
-	defer h.mu.Unlock()
-	streams := h.reg.byID[clientID]
+	streams := len(h.reg.byID[clientID])
 	pos := *h.lastPos.Load()
 	for _, t := range topics {
 		// With no stream open, the client's next stream (a resume, with
 		// the topic from Config.Topics) is the one that has to catch up.
-		if t != "" && (len(streams) == 0 || slices.ContainsFunc(streams, func(s *stream) bool { return !s.has(t) })) {
+		if t != "" && (streams == 0 || slices.ContainsFunc(h.reg.byID[clientID], func(s *stream) bool { return !s.has(t) })) {
 			h.subs.note(clientID, t, pos)
 		}
 	}
-	for _, s := range streams {
+	for _, s := range h.reg.byID[clientID] {
 		var added []Target
 		for _, t := range topics {
 			if t == "" || s.has(t) {
@@ -56,10 +65,16 @@ func (h *Hub) Subscribe(clientID string, topics ...string) int {
 			added = append(added, Target{Kind: ToTopic, Name: t})
 		}
 		if len(added) > 0 {
-			h.catchUp(s, added, pos)
+			todo = append(todo, pending{s, added, s.hold()})
 		}
 	}
-	return len(streams)
+	h.mu.Unlock()
+	// The state is read with no lock held: the streams hold what is
+	// delivered to them meanwhile (see hold).
+	for _, p := range todo {
+		h.catchUp(p.s, p.added, pos, p.c)
+	}
+	return streams
 }
 
 // has reports whether s is subscribed to topic. Callers hold h.mu.
@@ -85,18 +100,20 @@ func (h *Hub) Unsubscribe(clientID string, topics ...string) int {
 	return len(streams)
 }
 
-// catchUp queues to s the state of the topics it has just subscribed to, as
-// of pos, the position the subscription took effect at. Callers hold h.mu.
-func (h *Hub) catchUp(s *stream, added []Target, pos string) {
-	state, err := h.topicState(h.pubCtx, added, pos)
-	if err != nil && h.pubCtx.Err() == nil {
-		h.log.Warn("sse: the state of subscribed topics could not be read", "client", s.info.ClientID, "err", err)
+// catchUp reads the state of the topics s has just subscribed to, as of
+// pos, the position the subscription took effect at, and puts it in c's
+// place. It waits at most Config.WriteTimeout for the Broker: a stream
+// whose state cannot be read ends, so that its client resumes from before
+// the subscription and gets the state then.
+func (h *Hub) catchUp(s *stream, added []Target, pos string, c *catchUp) {
+	ctx, cancel := context.WithTimeout(h.pubCtx, h.cfg.WriteTimeout)
+	defer cancel()
+	state, err := h.topicState(ctx, added, pos)
+	if err != nil {
+		h.log.Warn("sse: the state of subscribed topics could not be read: ending the stream, so that its client resumes with it",
+			"client", s.info.ClientID, "err", err)
 	}
-	for _, m := range idless(state) {
-		if !s.enqueue(m) {
-			return
-		}
-	}
+	s.release(c, idless(state), err == nil)
 }
 
 // topicState returns the newest keyed message of every state of the topics
