@@ -189,7 +189,14 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 // A server that answers 204 No Content asks the client to stop for good:
 // the sequence then ends without an error. Control events (ResetEvent,
 // PositionEvent) are never yielded as events. Breaking out of the loop
-// closes the connection. No goroutine outlives the range.
+// closes the connection.
+//
+// No goroutine the client starts outlives the range. As after any net/http
+// request, an answer that was read to its end (a 204, an error status) may
+// leave its connection in the HTTP client's pool of idle keep-alive
+// connections, with the transport's goroutines, for the next request to
+// reuse: the transport's CloseIdleConnections, or its IdleConnTimeout, ends
+// them.
 func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		s := &clientStream{c: c, ctx: ctx, url: url, lastID: c.LastEventID, retry: c.Retry}
