@@ -83,8 +83,11 @@ type Client struct {
 	// IdleTimeout, if positive, drops a connection on which nothing (not
 	// even a heartbeat comment) arrived for that long, and reconnects: a
 	// stalled connection through a dead proxy is otherwise noticed only by
-	// TCP, if ever. Set it well above the server's heartbeat interval (a
-	// Hub's Config.Heartbeat, 15 s by default). Zero means no limit.
+	// TCP, if ever. It covers the wait for the answer's status and header
+	// too, so a server that accepts a request and never answers costs a
+	// failed attempt, not the whole stream. Set it well above the server's
+	// heartbeat interval (a Hub's Config.Heartbeat, 15 s by default). Zero
+	// means no limit.
 	IdleTimeout time.Duration
 
 	// OnRetry, if set, is called before every wait for a reconnection, with
@@ -276,17 +279,21 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
-	resp, a, ok := s.open(ctx)
+	var idle *time.Timer // cancels ctx with errIdle
+	if s.c.IdleTimeout > 0 {
+		idle = time.AfterFunc(time.Hour, func() { cancel(errIdle) })
+		idle.Stop() // started once the request is built
+		defer idle.Stop()
+	}
+	resp, a, ok := s.open(ctx, idle)
 	if !ok {
 		return a
 	}
 	defer resp.Body.Close()
 
 	var body io.Reader = resp.Body
-	if s.c.IdleTimeout > 0 {
-		ir := &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: time.AfterFunc(s.c.IdleTimeout, func() { cancel(errIdle) })}
-		defer ir.t.Stop()
-		body = ir
+	if idle != nil {
+		body = &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: idle}
 	}
 	d := NewDecoder(body)
 	d.SetLastEventID(s.lastID)
@@ -340,8 +347,10 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 }
 
 // open sends the request and checks the answer. ok is false when there is
-// no stream to read; a then says what to do.
-func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt, ok bool) {
+// no stream to read; a then says what to do. idle, if not nil, is started
+// as the request is sent, so that Client.IdleTimeout covers the wait for
+// the answer; it is left running.
+func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.Response, a attempt, ok bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return nil, attempt{stop: true, err: fmt.Errorf("sse: %w", err)}, false
@@ -367,10 +376,16 @@ func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	if idle != nil {
+		idle.Reset(s.c.IdleTimeout)
+	}
 	resp, err = hc.Do(req)
 	if err != nil {
 		if ctxErr := s.ctx.Err(); ctxErr != nil {
 			return nil, attempt{stop: true, err: ctxErr}, false
+		}
+		if context.Cause(ctx) == errIdle {
+			return nil, attempt{err: fmt.Errorf("sse: GET %s: no answer for %v", s.url, s.c.IdleTimeout)}, false
 		}
 		return nil, attempt{err: err}, false // a *url.Error naming the request
 	}
