@@ -85,9 +85,11 @@ type Client struct {
 	// stalled connection through a dead proxy is otherwise noticed only by
 	// TCP, if ever. It covers the wait for the answer's status and header
 	// too, so a server that accepts a request and never answers costs a
-	// failed attempt, not the whole stream. Set it well above the server's
-	// heartbeat interval (a Hub's Config.Heartbeat, 15 s by default). Zero
-	// means no limit.
+	// failed attempt, not the whole stream. Its clock runs only while the
+	// client waits for the network: the time the loop body holds an event
+	// does not count, so a slow consumer is never taken for a dead
+	// connection. Set it well above the server's heartbeat interval (a
+	// Hub's Config.Heartbeat, 15 s by default). Zero means no limit.
 	IdleTimeout time.Duration
 
 	// OnRetry, if set, is called before every wait for a reconnection, with
@@ -293,6 +295,7 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 
 	var body io.Reader = resp.Body
 	if idle != nil {
+		idle.Stop() // until the first read
 		body = &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: idle}
 	}
 	d := NewDecoder(body)
@@ -412,8 +415,9 @@ func isEventStream(ct string) bool {
 	return err == nil && mt == "text/event-stream"
 }
 
-// idleReader moves a timer's deadline out by d at every read that returns
-// bytes.
+// idleReader runs a timer for d during each read, and only then: the
+// connection is dropped when one read waits d for the network, however long
+// the decoder and the caller's loop body take between reads.
 type idleReader struct {
 	r io.Reader
 	d time.Duration
@@ -421,9 +425,8 @@ type idleReader struct {
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
+	ir.t.Reset(ir.d)
 	n, err := ir.r.Read(p)
-	if n > 0 {
-		ir.t.Reset(ir.d)
-	}
+	ir.t.Stop()
 	return n, err
 }

@@ -58,3 +58,42 @@ func TestClientIdleTimeoutWaitingForAnswerFails(t *testing.T) {
 		t.Fatalf("%d retries, %d requests; want 2, 3", retries, n.Load())
 	}
 }
+
+// The idle clock times the network only: a loop body that holds an event
+// longer than IdleTimeout, while the server's heartbeats keep coming, does
+// not get the connection dropped.
+func TestClientIdleTimeoutIgnoresSlowConsumer(t *testing.T) {
+	srv, n := streamHandler(t, func(n int, w http.ResponseWriter, r *http.Request, flush func()) {
+		io.WriteString(w, "data: 1\n\n")
+		flush()
+		for range 30 { // 1.5 s of heartbeats every 50 ms
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+			io.WriteString(w, ":\n")
+			flush()
+		}
+		io.WriteString(w, "data: 2\n\n")
+		flush()
+		<-r.Context().Done()
+	})
+	ctx, _ := testCtx(t)
+	var retried []error
+	c := fast()
+	c.IdleTimeout = 400 * time.Millisecond
+	c.OnRetry = func(err error, _ time.Duration) { retried = append(retried, err) }
+	r := collect(c.Connect(ctx, srv.URL), func(ev Event) bool {
+		if string(ev.Data) == "1" {
+			time.Sleep(time.Second) // reloading state, say
+		}
+		return string(ev.Data) == "2"
+	})
+	if r.err != nil || strings.Join(r.data(), ",") != "1,2" {
+		t.Fatalf("got events %q, err %v; want 1,2", r.data(), r.err)
+	}
+	if len(retried) != 0 || n.Load() != 1 {
+		t.Fatalf("%d requests, retried after %v: a slow loop body dropped a live connection", n.Load(), retried)
+	}
+}
