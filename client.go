@@ -53,8 +53,10 @@ type Client struct {
 	MaxEventSize int
 
 	// Retry is the reconnection time used until the server sends a retry
-	// field, which then replaces it, as in a browser. Zero means
-	// DefaultRetry (3 s).
+	// field, which then replaces it, as in a browser; a server's "retry: 0"
+	// sets it to zero: reconnect at once after a healthy connection (failed
+	// attempts still back off, from a millisecond). Zero means DefaultRetry
+	// (3 s).
 	Retry time.Duration
 
 	// MaxBackoff caps the wait between reconnection attempts. The wait
@@ -310,8 +312,8 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 			s.lastID = d.LastEventID()
 			healthy = true
 		}
-		if r := d.Retry(); r > 0 {
-			s.retry = r
+		if r, ok := d.LookupRetry(); ok {
+			s.retry = r // "retry: 0" too: backoff still grows it after failures
 		}
 		if err != nil {
 			if ctxErr := s.ctx.Err(); ctxErr != nil {

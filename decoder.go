@@ -32,12 +32,13 @@ type Decoder struct {
 	skipLF     bool // the last line ended with a CR: a leading LF belongs to it
 	max        int
 
-	idBuf   string        // the last event ID buffer
-	lastID  string        // the last event ID string, set at dispatch
-	retry   time.Duration // the stream's reconnection time, 0 if never set
-	typ     string
-	data    []byte
-	evRetry time.Duration
+	idBuf    string        // the last event ID buffer
+	lastID   string        // the last event ID string, set at dispatch
+	retry    time.Duration // the stream's reconnection time, if retrySet
+	retrySet bool          // a valid retry field was seen
+	typ      string
+	data     []byte
+	evRetry  time.Duration
 }
 
 // NewDecoder returns a Decoder that reads from r.
@@ -68,13 +69,21 @@ func (d *Decoder) SetMaxEventSize(n int) {
 func (d *Decoder) LastEventID() string { return d.lastID }
 
 // Retry returns the reconnection time the stream asked for, or 0 if it sent
-// no valid retry field.
+// no valid retry field. A stream may ask for 0 too ("retry: 0"): use
+// LookupRetry to tell the two apart.
 func (d *Decoder) Retry() time.Duration { return d.retry }
+
+// LookupRetry returns the reconnection time the stream asked for with its
+// latest valid retry field, and whether it sent one. "retry: 0" gives
+// (0, true): per the spec, reconnect without waiting. A field that is not
+// all digits, a bare "retry" among them, changes nothing.
+func (d *Decoder) LookupRetry() (time.Duration, bool) { return d.retry, d.retrySet }
 
 // Decode returns the next event. Its ID is the last event ID string at the
 // time it was dispatched, so it persists across events as in a browser; an
 // empty Type means "message"; Retry is set if the event's own block carried
-// a valid retry field. Data is a fresh slice owned by the caller.
+// a valid positive retry field (a "retry: 0" shows only in LookupRetry).
+// Data is a fresh slice owned by the caller.
 //
 // At the end of the stream Decode returns io.EOF, discarding an unfinished
 // event. Other read errors are returned as they are. Once Decode has
@@ -219,7 +228,7 @@ func (d *Decoder) processLine(raw []byte) (Event, bool) {
 		}
 	case "retry":
 		if ms, ok := parseDigits(value); ok {
-			d.retry = ms
+			d.retry, d.retrySet = ms, true
 			d.evRetry = ms
 		}
 	}

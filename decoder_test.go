@@ -163,6 +163,36 @@ func TestDecoderRetry(t *testing.T) {
 	}
 }
 
+// P12: "retry: 0" sets the reconnection time to zero, which LookupRetry
+// tells apart from a stream that never sent a valid retry field.
+func TestDecoderLookupRetry(t *testing.T) {
+	for _, tc := range []struct {
+		stream string
+		want   time.Duration
+		ok     bool
+	}{
+		{"data: a\n\n", 0, false},
+		{"retry: 0\n", 0, true},
+		{"retry: 00\ndata: a\n\n", 0, true},
+		{"retry: 5\nretry: 0\n", 0, true},
+		{"retry: 0\nretry: 1000x\nretry\n", 0, true}, // invalid ones do not undo it
+		{"retry: 1000x\nretry\nretry: \n", 0, false},
+		{"retry: 0\nretry: 12\n", 12 * time.Millisecond, true},
+		{"retry: 0", 0, false}, // the line never ended
+	} {
+		for how, r := range map[string]io.Reader{
+			"whole":              strings.NewReader(tc.stream),
+			"one byte at a time": iotest.OneByteReader(strings.NewReader(tc.stream)),
+		} {
+			_, d, err := decodeAll(t, r)
+			got, ok := d.LookupRetry()
+			if err != io.EOF || got != tc.want || ok != tc.ok || d.Retry() != tc.want {
+				t.Errorf("%q, %s: LookupRetry() = %v, %v, Retry() = %v (err %v); want %v, %v", tc.stream, how, got, ok, d.Retry(), err, tc.want, tc.ok)
+			}
+		}
+	}
+}
+
 // P17 and C6: the last event ID moves only at dispatch; a seed applies to
 // events without an id field, as Chromium does after a reconnect.
 func TestDecoderLastEventID(t *testing.T) {
