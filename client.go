@@ -29,6 +29,23 @@ type Client struct {
 	// long); use Client.IdleTimeout to notice a dead connection.
 	HTTPClient *http.Client
 
+	// Method is the request's method: POST or REPORT for a service that
+	// opens a stream with a query in the request's body (GraphQL over SSE,
+	// many AI streaming APIs). Every connection, reconnections included,
+	// uses it. Empty means GET.
+	Method string
+
+	// Body, if set, is called for every request, reconnections and
+	// redirects included, and what it returns is sent as that request's
+	// body: a stream opened with a query sends it again each time, and a
+	// function lets the caller build or stream it anew. A *bytes.Reader,
+	// *bytes.Buffer or *strings.Reader is sent with its length, any other
+	// reader chunked; one that is an io.Closer is closed once sent. An error
+	// from Body ends the stream with that error. Body does not choose the
+	// method: set Method (usually to POST), and the body's Content-Type in
+	// Header. Nil means no body.
+	Body func() (io.Reader, error)
+
 	// Header is added to every request, an Authorization header for
 	// example. The client's own headers (Accept, Cache-Control,
 	// Last-Event-ID) replace any of the same name.
@@ -136,6 +153,7 @@ func (e *ResetError) Error() string {
 // the stream, but for 429 and 5xx with Client.RetryServerErrors. Test for
 // it with errors.As.
 type ResponseError struct {
+	Method     string      // the request's method, such as GET (empty means GET)
 	URL        string      // the stream's URL, as given to Connect
 	StatusCode int         // the answer's status, such as 500
 	Header     http.Header // the answer's header
@@ -154,11 +172,15 @@ func (e *ResponseError) RetryAfter() time.Duration { return retryAfter(e.Header,
 // Error describes the answer.
 func (e *ResponseError) Error() string {
 	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	method := e.Method
+	if method == "" {
+		method = http.MethodGet
+	}
 	var msg string
 	if e.StatusCode >= 200 && e.StatusCode < 300 {
-		msg = fmt.Sprintf("sse: GET %s: %s with Content-Type %q, not text/event-stream", e.URL, status, e.ContentType())
+		msg = fmt.Sprintf("sse: %s %s: %s with Content-Type %q, not text/event-stream", method, e.URL, status, e.ContentType())
 	} else {
-		msg = fmt.Sprintf("sse: GET %s: %s", e.URL, status)
+		msg = fmt.Sprintf("sse: %s %s: %s", method, e.URL, status)
 	}
 	if body := strings.TrimSpace(strings.ToValidUTF8(string(e.Body), "\uFFFD")); body != "" {
 		msg += ": " + body
@@ -206,7 +228,10 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 // them.
 func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		s := &clientStream{c: c, ctx: ctx, url: url, lastID: c.LastEventID, retry: c.Retry}
+		s := &clientStream{c: c, ctx: ctx, method: c.Method, url: url, lastID: c.LastEventID, retry: c.Retry}
+		if s.method == "" {
+			s.method = http.MethodGet
+		}
 		if s.retry <= 0 {
 			s.retry = DefaultRetry
 		}
@@ -219,6 +244,7 @@ func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error
 type clientStream struct {
 	c      *Client
 	ctx    context.Context
+	method string // Client.Method, GET if empty
 	url    string
 	lastID string        // the last event ID string
 	retry  time.Duration // the reconnection time
@@ -320,14 +346,14 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 				return attempt{stop: true, err: ctxErr}
 			}
 			if errors.Is(err, ErrEventTooLarge) {
-				return attempt{stop: true, err: fmt.Errorf("sse: GET %s: %w", s.url, err)}
+				return attempt{stop: true, err: fmt.Errorf("sse: %s %s: %w", s.method, s.url, err)}
 			}
 			if context.Cause(ctx) == errIdle {
-				err = fmt.Errorf("sse: GET %s: nothing received for %v", s.url, s.c.IdleTimeout)
+				err = fmt.Errorf("sse: %s %s: nothing received for %v", s.method, s.url, s.c.IdleTimeout)
 			} else if err == io.EOF {
-				err = fmt.Errorf("sse: GET %s: the server ended the stream: %w", s.url, err)
+				err = fmt.Errorf("sse: %s %s: the server ended the stream: %w", s.method, s.url, err)
 			} else {
-				err = fmt.Errorf("sse: GET %s: %w", s.url, err)
+				err = fmt.Errorf("sse: %s %s: %w", s.method, s.url, err)
 			}
 			// A stream that stayed open a while was healthy even if it
 			// had nothing to say (a resumed stream with heartbeats only):
@@ -356,9 +382,9 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 // as the request is sent, so that Client.IdleTimeout covers the wait for
 // the answer; it is left running.
 func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.Response, a attempt, ok bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	req, err := s.newRequest(ctx)
 	if err != nil {
-		return nil, attempt{stop: true, err: fmt.Errorf("sse: %w", err)}, false
+		return nil, attempt{stop: true, err: err}, false
 	}
 	for k, vs := range s.c.Header {
 		for _, v := range vs {
@@ -374,7 +400,10 @@ func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.R
 	}
 	if s.c.Prepare != nil {
 		if err := s.c.Prepare(req); err != nil {
-			return nil, attempt{stop: true, err: fmt.Errorf("sse: GET %s: Prepare: %w", s.url, err)}, false
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, attempt{stop: true, err: fmt.Errorf("sse: %s %s: Prepare: %w", s.method, s.url, err)}, false
 		}
 	}
 	hc := s.c.HTTPClient
@@ -390,7 +419,7 @@ func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.R
 			return nil, attempt{stop: true, err: ctxErr}, false
 		}
 		if context.Cause(ctx) == errIdle {
-			return nil, attempt{err: fmt.Errorf("sse: GET %s: no answer for %v", s.url, s.c.IdleTimeout)}, false
+			return nil, attempt{err: fmt.Errorf("sse: %s %s: no answer for %v", s.method, s.url, s.c.IdleTimeout)}, false
 		}
 		return nil, attempt{err: err}, false // a *url.Error naming the request
 	}
@@ -401,13 +430,48 @@ func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.R
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 && isEventStream(resp.Header.Get("Content-Type")) {
 		return resp, attempt{}, true
 	}
-	rerr := &ResponseError{URL: s.url, StatusCode: resp.StatusCode, Header: resp.Header}
+	rerr := &ResponseError{Method: s.method, URL: s.url, StatusCode: resp.StatusCode, Header: resp.Header}
 	rerr.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if s.c.RetryServerErrors && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode <= 599) {
 		return nil, attempt{err: rerr, wait: retryAfter(resp.Header, time.Now())}, false
 	}
 	return nil, attempt{stop: true, err: rerr}, false
+}
+
+// newRequest builds a request with Client.Method and a fresh Client.Body,
+// which it also asks for again to follow a redirect that keeps the body.
+func (s *clientStream) newRequest(ctx context.Context) (*http.Request, error) {
+	var body io.Reader
+	if s.c.Body != nil {
+		var err error
+		if body, err = s.c.Body(); err != nil {
+			return nil, fmt.Errorf("sse: %s %s: Body: %w", s.method, s.url, err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, s.method, s.url, body)
+	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, fmt.Errorf("sse: %w", err)
+	}
+	if s.c.Body != nil {
+		req.GetBody = func() (io.ReadCloser, error) {
+			b, err := s.c.Body()
+			switch {
+			case err != nil:
+				return nil, err
+			case b == nil:
+				return http.NoBody, nil
+			}
+			if rc, ok := b.(io.ReadCloser); ok {
+				return rc, nil
+			}
+			return io.NopCloser(b), nil
+		}
+	}
+	return req, nil
 }
 
 // isEventStream reports whether a Content-Type is text/event-stream,
