@@ -111,6 +111,15 @@ type Client struct {
 	// Hub's Config.Heartbeat, 15 s by default). Zero means no limit.
 	IdleTimeout time.Duration
 
+	// OnComment, if set, is called with the text of every comment line the
+	// server sends (see Decoder.SetOnComment): a Hub's heartbeat is an
+	// empty one. Comments carry no event, but they prove the connection
+	// alive while no event comes, so a caller can watch them. It runs on
+	// the goroutine that ranges over the events, between them, in stream
+	// order, and must not block: nothing is read meanwhile (the IdleTimeout
+	// clock does not run either).
+	OnComment func(text string)
+
 	// OnRetry, if set, is called before every wait for a reconnection, with
 	// the reason (an error wrapping io.EOF when the server ended the stream)
 	// and the wait. It runs on the goroutine that ranges over the events,
@@ -329,6 +338,7 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 	d := NewDecoder(body)
 	d.SetLastEventID(s.lastID)
 	d.SetMaxEventSize(s.c.MaxEventSize)
+	d.SetOnComment(s.c.OnComment)
 	sent := s.lastID
 	healthy := false
 	opened := time.Now()

@@ -19,7 +19,8 @@ const DefaultMaxEventSize = 1 << 20
 // CRLF is split across reads), one leading byte order mark is skipped,
 // comments and unknown fields are ignored, an id containing NUL is ignored,
 // retry takes digits only, invalid UTF-8 becomes U+FFFD, and an event cut
-// off by the end of the stream is discarded.
+// off by the end of the stream is discarded. SetOnComment lets a caller hear
+// the comments too (a server's heartbeats).
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
@@ -31,6 +32,7 @@ type Decoder struct {
 	bomChecked bool
 	skipLF     bool // the last line ended with a CR: a leading LF belongs to it
 	max        int
+	onComment  func(text string)
 
 	idBuf    string        // the last event ID buffer
 	lastID   string        // the last event ID string, set at dispatch
@@ -61,6 +63,18 @@ func (d *Decoder) SetMaxEventSize(n int) {
 		n = DefaultMaxEventSize
 	}
 	d.max = n
+}
+
+// SetOnComment sets a function that Decode calls with the text of every
+// comment line (one that starts with a colon, such as a server's ":"
+// heartbeat), in stream order with the events: the text after the colon,
+// without one leading space (as AppendComment writes it), with invalid UTF-8
+// replaced by U+FFFD. It runs on the goroutine that calls Decode, before
+// Decode returns, and must not call the Decoder. Comments never dispatch an
+// event and f does not change what Decode returns. Nil, the default,
+// ignores comments, as a browser does.
+func (d *Decoder) SetOnComment(f func(text string)) {
+	d.onComment = f
 }
 
 // LastEventID returns the last event ID string: what a reconnect should send
@@ -206,6 +220,13 @@ func (d *Decoder) processLine(raw []byte) (Event, bool) {
 		return d.dispatch()
 	}
 	if raw[0] == ':' {
+		if d.onComment != nil {
+			text := raw[1:]
+			if len(text) > 0 && text[0] == ' ' {
+				text = text[1:]
+			}
+			d.onComment(string(toValidUTF8(text)))
+		}
 		return Event{}, false
 	}
 	line := toValidUTF8(raw)
