@@ -114,11 +114,36 @@ type Client struct {
 	// OnComment, if set, is called with the text of every comment line the
 	// server sends (see Decoder.SetOnComment): a Hub's heartbeat is an
 	// empty one. Comments carry no event, but they prove the connection
-	// alive while no event comes, so a caller can watch them. It runs on
-	// the goroutine that ranges over the events, between them, in stream
-	// order, and must not block: nothing is read meanwhile (the IdleTimeout
-	// clock does not run either).
+	// alive while no event comes, so a caller can watch them (and send to
+	// Restart when they stop). It runs on the goroutine that ranges over
+	// the events, between them, in stream order, and must not block:
+	// nothing is read meanwhile (the IdleTimeout clock does not run either).
 	OnComment func(text string)
+
+	// Restart, if set, lets the caller drop the connection and reconnect at
+	// once from the same resume point: each value a running stream
+	// receives from it ends that stream's connection (or its wait for an
+	// answer, or for the next attempt) and opens a new one without a
+	// backoff wait, sending the last event ID so far. Use it when something
+	// the stream cannot see has changed: a credential that Prepare puts in
+	// each request, or a watchdog fed by OnComment that finds the server
+	// silent. OnRetry hears of it with an error wrapping ErrRestarted and a
+	// zero wait (unless it cut short a wait OnRetry already announced).
+	// Restarts do not count against MaxRetries.
+	//
+	// A restart takes effect as soon as the stream sees it, not always
+	// before the loop body's next turn: events already read may still be
+	// yielded, in order, and the new request resumes after the last one
+	// yielded, so a server that replays (a Hub) neither loses nor repeats
+	// an event. A value is received while a range runs, whoever sends it
+	// (the loop body, OnRetry, another goroutine); one sent after a range
+	// ended waits for the next. To ask without ever blocking, give the
+	// channel a buffer of one and send with a select that has a default:
+	// requests made before the stream acts on one then make one restart.
+	// Each value restarts one stream, so streams that share a Client share
+	// its restarts: give each stream its own Client (a copy) to restart it
+	// alone. A closed channel restarts nothing. Nil means no restarts.
+	Restart <-chan struct{}
 
 	// OnRetry, if set, is called before every wait for a reconnection, with
 	// the reason (an error wrapping io.EOF when the server ended the stream)
@@ -131,6 +156,10 @@ type Client struct {
 // error that ends a stream after Client.MaxRetries reconnection attempts in
 // a row failed.
 var ErrRetriesExhausted = errors.New("sse: reconnection attempts exhausted")
+
+// ErrRestarted is wrapped by the error that OnRetry receives when a value
+// from Client.Restart dropped the connection.
+var ErrRestarted = errors.New("sse: Client.Restart asked for a new connection")
 
 // healthyAfter is how long a connection that delivers nothing must stay
 // open to count as healthy, if the reconnection time is shorter.
@@ -237,7 +266,7 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 // them.
 func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		s := &clientStream{c: c, ctx: ctx, method: c.Method, url: url, lastID: c.LastEventID, retry: c.Retry}
+		s := &clientStream{c: c, ctx: ctx, method: c.Method, url: url, lastID: c.LastEventID, retry: c.Retry, restart: c.Restart}
 		if s.method == "" {
 			s.method = http.MethodGet
 		}
@@ -257,6 +286,11 @@ type clientStream struct {
 	url    string
 	lastID string        // the last event ID string
 	retry  time.Duration // the reconnection time
+
+	// restart is Client.Restart, nil once it is closed. restarted is set
+	// when a value from it ended the last connection.
+	restart   <-chan struct{}
+	restarted bool
 }
 
 // attempt is how one connection ended.
@@ -279,7 +313,16 @@ func (s *clientStream) run(yield func(Event, error) bool) {
 		}
 		if a.healthy {
 			failures = 0
-		} else if s.c.MaxRetries > 0 && failures >= s.c.MaxRetries {
+		}
+		if s.restarted {
+			// The caller asked: reconnect at once, and count nothing.
+			s.restarted = false
+			if s.c.OnRetry != nil {
+				s.c.OnRetry(a.err, 0)
+			}
+			continue
+		}
+		if !a.healthy && s.c.MaxRetries > 0 && failures >= s.c.MaxRetries {
 			yield(Event{}, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, failures, a.err))
 			return
 		}
@@ -292,22 +335,49 @@ func (s *clientStream) run(yield func(Event, error) bool) {
 		if s.c.OnRetry != nil {
 			s.c.OnRetry(a.err, wait)
 		}
-		if !sleep(s.ctx, wait) {
+		if !s.sleep(wait) {
 			yield(Event{}, s.ctx.Err())
 			return
 		}
 	}
 }
 
-// sleep waits for d and reports whether it did, or false once ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits for d, or until a value from Client.Restart cuts the wait
+// short, and reports whether it did; it returns false once ctx is done.
+func (s *clientStream) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case _, ok := <-s.restart:
+			if !ok {
+				s.restart = nil // closed: wait on
+				continue
+			}
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// watchRestart ends the connection whose context is ctx when a value
+// arrives from ch, until ctx is done; it closes done when it returns. It
+// reports what it saw in s.restarted, or by setting s.restart to nil when
+// ch is closed, which the caller may read once done is closed.
+func (s *clientStream) watchRestart(ctx context.Context, cancel context.CancelCauseFunc, ch <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	select {
-	case <-t.C:
-		return true
+	case _, ok := <-ch:
+		if !ok {
+			s.restart = nil
+			return
+		}
+		s.restarted = true
+		cancel(ErrRestarted)
 	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -318,6 +388,14 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
+	if s.restart != nil {
+		watched := make(chan struct{})
+		go s.watchRestart(ctx, cancel, s.restart, watched)
+		defer func() {
+			cancel(nil)
+			<-watched // so that no goroutine outlives the range, nor takes a restart meant for the next connection
+		}()
+	}
 	var idle *time.Timer // cancels ctx with errIdle
 	if s.c.IdleTimeout > 0 {
 		idle = time.AfterFunc(time.Hour, func() { cancel(errIdle) })
@@ -343,13 +421,20 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 	healthy := false
 	opened := time.Now()
 	for {
-		ev, err := d.Decode()
-		if d.LastEventID() != s.lastID {
-			s.lastID = d.LastEventID()
-			healthy = true
-		}
-		if r, ok := d.LookupRetry(); ok {
-			s.retry = r // "retry: 0" too: backoff still grows it after failures
+		// A connection ended while the loop body ran (a restart, the
+		// caller's context) yields nothing more, not even what the decoder
+		// has read already.
+		err := context.Cause(ctx)
+		var ev Event
+		if err == nil {
+			ev, err = d.Decode()
+			if d.LastEventID() != s.lastID {
+				s.lastID = d.LastEventID()
+				healthy = true
+			}
+			if r, ok := d.LookupRetry(); ok {
+				s.retry = r // "retry: 0" too: backoff still grows it after failures
+			}
 		}
 		if err != nil {
 			if ctxErr := s.ctx.Err(); ctxErr != nil {
@@ -358,8 +443,10 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 			if errors.Is(err, ErrEventTooLarge) {
 				return attempt{stop: true, err: fmt.Errorf("sse: %s %s: %w", s.method, s.url, err)}
 			}
-			if context.Cause(ctx) == errIdle {
+			if cause := context.Cause(ctx); cause == errIdle {
 				err = fmt.Errorf("sse: %s %s: nothing received for %v", s.method, s.url, s.c.IdleTimeout)
+			} else if cause == ErrRestarted {
+				err = fmt.Errorf("sse: %s %s: connection dropped: %w", s.method, s.url, ErrRestarted)
 			} else if err == io.EOF {
 				err = fmt.Errorf("sse: %s %s: the server ended the stream: %w", s.method, s.url, err)
 			} else {
@@ -428,8 +515,11 @@ func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.R
 		if ctxErr := s.ctx.Err(); ctxErr != nil {
 			return nil, attempt{stop: true, err: ctxErr}, false
 		}
-		if context.Cause(ctx) == errIdle {
+		switch context.Cause(ctx) {
+		case errIdle:
 			return nil, attempt{err: fmt.Errorf("sse: %s %s: no answer for %v", s.method, s.url, s.c.IdleTimeout)}, false
+		case ErrRestarted:
+			return nil, attempt{err: fmt.Errorf("sse: %s %s: request dropped: %w", s.method, s.url, ErrRestarted)}, false
 		}
 		return nil, attempt{err: err}, false // a *url.Error naming the request
 	}

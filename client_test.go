@@ -754,6 +754,17 @@ func TestClientNoGoroutineLeak(t *testing.T) {
 	run("/204", nil, nil)
 	run("/500", nil, nil)
 	run("/big", nil, nil)
+	// A restart's watcher ends with its connection.
+	restart := make(chan struct{}, 1)
+	c = &Client{HTTPClient: hc, Retry: time.Millisecond, IdleTimeout: time.Hour, Restart: restart}
+	seen := 0
+	collect(c.Connect(context.Background(), srv.URL+"/stall"), func(Event) bool {
+		if seen++; seen == 1 {
+			restart <- struct{}{}
+		}
+		return seen == 2
+	})
+	waitNoClientGoroutines(t, "restart")
 	// What is left is the transport's pool of idle connections (the 204
 	// and the 500 were read to their end), as after any net/http request.
 	tr.CloseIdleConnections()
