@@ -80,10 +80,10 @@ type Client struct {
 	// starts at the reconnection time after a healthy connection (one that
 	// delivered an event, moved the last event ID, or stayed open for the
 	// reconnection time and at least a second: a quiet stream, not a
-	// refusal that ends at once) and doubles after
-	// every attempt that fails to make one, up to MaxBackoff (or the
-	// reconnection time, if larger); each wait is then picked at random in
-	// its upper half. Zero means DefaultMaxBackoff (30 s).
+	// refusal that ends at once) and doubles after every attempt that fails
+	// to make one, up to MaxBackoff (or the reconnection time, if larger);
+	// each wait is then picked at random in its upper half. Zero means
+	// DefaultMaxBackoff (30 s).
 	MaxBackoff time.Duration
 
 	// MaxRetries ends the stream after that many reconnection attempts in
@@ -237,8 +237,8 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 // Client.LastEventID) and reconnects for as long as the loop goes on, with
 // the resume point carried across reconnects, so the events of one range
 // arrive in order and a server that keeps history (a Hub) replays what a
-// reconnect missed. Every event's ID is the last event ID at
-// its dispatch: what to keep to resume after a restart. (A Hub's
+// reconnect missed. Every event's ID is the last event ID at its
+// dispatch: what to keep to resume after the program restarts. (A Hub's
 // PositionEvent moves the resume point without an event, so a kept ID may
 // be a little older than the client's; resuming from it replays the
 // difference.)
@@ -249,9 +249,9 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 //     stop. It is the one error after which the sequence goes on.
 //   - any other error is the last value: a *ResponseError (errors.As); an
 //     error wrapping ErrEventTooLarge; one wrapping ErrRetriesExhausted and
-//     the last failure; an error from Client.Prepare or from building the
-//     request; or ctx.Err() once ctx is done, which ends everything at
-//     once, a read or a wait included.
+//     the last failure; an error from Client.Body, Client.Prepare or from
+//     building the request; or ctx.Err() once ctx is done, which ends
+//     everything at once, a read or a wait included.
 //
 // A server that answers 204 No Content asks the client to stop for good:
 // the sequence then ends without an error. Control events (ResetEvent,
