@@ -29,6 +29,23 @@ type Client struct {
 	// long); use Client.IdleTimeout to notice a dead connection.
 	HTTPClient *http.Client
 
+	// Method is the request's method: POST or REPORT for a service that
+	// opens a stream with a query in the request's body (GraphQL over SSE,
+	// many AI streaming APIs). Every connection, reconnections included,
+	// uses it. Empty means GET.
+	Method string
+
+	// Body, if set, is called for every request, reconnections and
+	// redirects included, and what it returns is sent as that request's
+	// body: a stream opened with a query sends it again each time, and a
+	// function lets the caller build or stream it anew. A *bytes.Reader,
+	// *bytes.Buffer or *strings.Reader is sent with its length, any other
+	// reader chunked; one that is an io.Closer is closed once sent. An error
+	// from Body ends the stream with that error. Body does not choose the
+	// method: set Method (usually to POST), and the body's Content-Type in
+	// Header. Nil means no body.
+	Body func() (io.Reader, error)
+
 	// Header is added to every request, an Authorization header for
 	// example. The client's own headers (Accept, Cache-Control,
 	// Last-Event-ID) replace any of the same name.
@@ -53,18 +70,20 @@ type Client struct {
 	MaxEventSize int
 
 	// Retry is the reconnection time used until the server sends a retry
-	// field, which then replaces it, as in a browser. Zero means
-	// DefaultRetry (3 s).
+	// field, which then replaces it, as in a browser; a server's "retry: 0"
+	// sets it to zero: reconnect at once after a healthy connection (failed
+	// attempts still back off, from a millisecond). Zero means DefaultRetry
+	// (3 s).
 	Retry time.Duration
 
 	// MaxBackoff caps the wait between reconnection attempts. The wait
 	// starts at the reconnection time after a healthy connection (one that
 	// delivered an event, moved the last event ID, or stayed open for the
 	// reconnection time and at least a second: a quiet stream, not a
-	// refusal that ends at once) and doubles after
-	// every attempt that fails to make one, up to MaxBackoff (or the
-	// reconnection time, if larger); each wait is then picked at random in
-	// its upper half. Zero means DefaultMaxBackoff (30 s).
+	// refusal that ends at once) and doubles after every attempt that fails
+	// to make one, up to MaxBackoff (or the reconnection time, if larger);
+	// each wait is then picked at random in its upper half. Zero means
+	// DefaultMaxBackoff (30 s).
 	MaxBackoff time.Duration
 
 	// MaxRetries ends the stream after that many reconnection attempts in
@@ -83,9 +102,48 @@ type Client struct {
 	// IdleTimeout, if positive, drops a connection on which nothing (not
 	// even a heartbeat comment) arrived for that long, and reconnects: a
 	// stalled connection through a dead proxy is otherwise noticed only by
-	// TCP, if ever. Set it well above the server's heartbeat interval (a
+	// TCP, if ever. It covers the wait for the answer's status and header
+	// too, so a server that accepts a request and never answers costs a
+	// failed attempt, not the whole stream. Its clock runs only while the
+	// client waits for the network: the time the loop body holds an event
+	// does not count, so a slow consumer is never taken for a dead
+	// connection. Set it well above the server's heartbeat interval (a
 	// Hub's Config.Heartbeat, 15 s by default). Zero means no limit.
 	IdleTimeout time.Duration
+
+	// OnComment, if set, is called with the text of every comment line the
+	// server sends (see Decoder.SetOnComment): a Hub's heartbeat is an
+	// empty one. Comments carry no event, but they prove the connection
+	// alive while no event comes, so a caller can watch them (and send to
+	// Restart when they stop). It runs on the goroutine that ranges over
+	// the events, between them, in stream order, and must not block:
+	// nothing is read meanwhile (the IdleTimeout clock does not run either).
+	OnComment func(text string)
+
+	// Restart, if set, lets the caller drop the connection and reconnect at
+	// once from the same resume point: each value a running stream
+	// receives from it ends that stream's connection (or its wait for an
+	// answer, or for the next attempt) and opens a new one without a
+	// backoff wait, sending the last event ID so far. Use it when something
+	// the stream cannot see has changed: a credential that Prepare puts in
+	// each request, or a watchdog fed by OnComment that finds the server
+	// silent. OnRetry hears of it with an error wrapping ErrRestarted and a
+	// zero wait (unless it cut short a wait OnRetry already announced).
+	// Restarts do not count against MaxRetries.
+	//
+	// A restart takes effect as soon as the stream sees it, not always
+	// before the loop body's next turn: events already read may still be
+	// yielded, in order, and the new request resumes after the last one
+	// yielded, so a server that replays (a Hub) neither loses nor repeats
+	// an event. A value is received while a range runs, whoever sends it
+	// (the loop body, OnRetry, another goroutine); one sent after a range
+	// ended waits for the next. To ask without ever blocking, give the
+	// channel a buffer of one and send with a select that has a default:
+	// requests made before the stream acts on one then make one restart.
+	// Each value restarts one stream, so streams that share a Client share
+	// its restarts: give each stream its own Client (a copy) to restart it
+	// alone. A closed channel restarts nothing. Nil means no restarts.
+	Restart <-chan struct{}
 
 	// OnRetry, if set, is called before every wait for a reconnection, with
 	// the reason (an error wrapping io.EOF when the server ended the stream)
@@ -98,6 +156,10 @@ type Client struct {
 // error that ends a stream after Client.MaxRetries reconnection attempts in
 // a row failed.
 var ErrRetriesExhausted = errors.New("sse: reconnection attempts exhausted")
+
+// ErrRestarted is wrapped by the error that OnRetry receives when a value
+// from Client.Restart dropped the connection.
+var ErrRestarted = errors.New("sse: Client.Restart asked for a new connection")
 
 // healthyAfter is how long a connection that delivers nothing must stay
 // open to count as healthy, if the reconnection time is shorter.
@@ -129,6 +191,7 @@ func (e *ResetError) Error() string {
 // the stream, but for 429 and 5xx with Client.RetryServerErrors. Test for
 // it with errors.As.
 type ResponseError struct {
+	Method     string      // the request's method, such as GET (empty means GET)
 	URL        string      // the stream's URL, as given to Connect
 	StatusCode int         // the answer's status, such as 500
 	Header     http.Header // the answer's header
@@ -147,11 +210,15 @@ func (e *ResponseError) RetryAfter() time.Duration { return retryAfter(e.Header,
 // Error describes the answer.
 func (e *ResponseError) Error() string {
 	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	method := e.Method
+	if method == "" {
+		method = http.MethodGet
+	}
 	var msg string
 	if e.StatusCode >= 200 && e.StatusCode < 300 {
-		msg = fmt.Sprintf("sse: GET %s: %s with Content-Type %q, not text/event-stream", e.URL, status, e.ContentType())
+		msg = fmt.Sprintf("sse: %s %s: %s with Content-Type %q, not text/event-stream", method, e.URL, status, e.ContentType())
 	} else {
-		msg = fmt.Sprintf("sse: GET %s: %s", e.URL, status)
+		msg = fmt.Sprintf("sse: %s %s: %s", method, e.URL, status)
 	}
 	if body := strings.TrimSpace(strings.ToValidUTF8(string(e.Body), "\uFFFD")); body != "" {
 		msg += ": " + body
@@ -170,8 +237,8 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 // Client.LastEventID) and reconnects for as long as the loop goes on, with
 // the resume point carried across reconnects, so the events of one range
 // arrive in order and a server that keeps history (a Hub) replays what a
-// reconnect missed. Every event's ID is the last event ID at
-// its dispatch: what to keep to resume after a restart. (A Hub's
+// reconnect missed. Every event's ID is the last event ID at its
+// dispatch: what to keep to resume after the program restarts. (A Hub's
 // PositionEvent moves the resume point without an event, so a kept ID may
 // be a little older than the client's; resuming from it replays the
 // difference.)
@@ -182,17 +249,27 @@ func Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 //     stop. It is the one error after which the sequence goes on.
 //   - any other error is the last value: a *ResponseError (errors.As); an
 //     error wrapping ErrEventTooLarge; one wrapping ErrRetriesExhausted and
-//     the last failure; an error from Client.Prepare or from building the
-//     request; or ctx.Err() once ctx is done, which ends everything at
-//     once, a read or a wait included.
+//     the last failure; an error from Client.Body, Client.Prepare or from
+//     building the request; or ctx.Err() once ctx is done, which ends
+//     everything at once, a read or a wait included.
 //
 // A server that answers 204 No Content asks the client to stop for good:
 // the sequence then ends without an error. Control events (ResetEvent,
 // PositionEvent) are never yielded as events. Breaking out of the loop
-// closes the connection. No goroutine outlives the range.
+// closes the connection.
+//
+// No goroutine the client starts outlives the range. As after any net/http
+// request, an answer that was read to its end (a 204, an error status) may
+// leave its connection in the HTTP client's pool of idle keep-alive
+// connections, with the transport's goroutines, for the next request to
+// reuse: the transport's CloseIdleConnections, or its IdleConnTimeout, ends
+// them.
 func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		s := &clientStream{c: c, ctx: ctx, url: url, lastID: c.LastEventID, retry: c.Retry}
+		s := &clientStream{c: c, ctx: ctx, method: c.Method, url: url, lastID: c.LastEventID, retry: c.Retry, restart: c.Restart}
+		if s.method == "" {
+			s.method = http.MethodGet
+		}
 		if s.retry <= 0 {
 			s.retry = DefaultRetry
 		}
@@ -205,9 +282,15 @@ func (c *Client) Connect(ctx context.Context, url string) iter.Seq2[Event, error
 type clientStream struct {
 	c      *Client
 	ctx    context.Context
+	method string // Client.Method, GET if empty
 	url    string
 	lastID string        // the last event ID string
 	retry  time.Duration // the reconnection time
+
+	// restart is Client.Restart, nil once it is closed. restarted is set
+	// when a value from it ended the last connection.
+	restart   <-chan struct{}
+	restarted bool
 }
 
 // attempt is how one connection ended.
@@ -230,7 +313,16 @@ func (s *clientStream) run(yield func(Event, error) bool) {
 		}
 		if a.healthy {
 			failures = 0
-		} else if s.c.MaxRetries > 0 && failures >= s.c.MaxRetries {
+		}
+		if s.restarted {
+			// The caller asked: reconnect at once, and count nothing.
+			s.restarted = false
+			if s.c.OnRetry != nil {
+				s.c.OnRetry(a.err, 0)
+			}
+			continue
+		}
+		if !a.healthy && s.c.MaxRetries > 0 && failures >= s.c.MaxRetries {
 			yield(Event{}, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, failures, a.err))
 			return
 		}
@@ -243,22 +335,49 @@ func (s *clientStream) run(yield func(Event, error) bool) {
 		if s.c.OnRetry != nil {
 			s.c.OnRetry(a.err, wait)
 		}
-		if !sleep(s.ctx, wait) {
+		if !s.sleep(wait) {
 			yield(Event{}, s.ctx.Err())
 			return
 		}
 	}
 }
 
-// sleep waits for d and reports whether it did, or false once ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits for d, or until a value from Client.Restart cuts the wait
+// short, and reports whether it did; it returns false once ctx is done.
+func (s *clientStream) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case _, ok := <-s.restart:
+			if !ok {
+				s.restart = nil // closed: wait on
+				continue
+			}
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// watchRestart ends the connection whose context is ctx when a value
+// arrives from ch, until ctx is done; it closes done when it returns. It
+// reports what it saw in s.restarted, or by setting s.restart to nil when
+// ch is closed, which the caller may read once done is closed.
+func (s *clientStream) watchRestart(ctx context.Context, cancel context.CancelCauseFunc, ch <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	select {
-	case <-t.C:
-		return true
+	case _, ok := <-ch:
+		if !ok {
+			s.restart = nil
+			return
+		}
+		s.restarted = true
+		cancel(ErrRestarted)
 	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -269,46 +388,69 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
-	resp, a, ok := s.open(ctx)
+	if s.restart != nil {
+		watched := make(chan struct{})
+		go s.watchRestart(ctx, cancel, s.restart, watched)
+		defer func() {
+			cancel(nil)
+			<-watched // so that no goroutine outlives the range, nor takes a restart meant for the next connection
+		}()
+	}
+	var idle *time.Timer // cancels ctx with errIdle
+	if s.c.IdleTimeout > 0 {
+		idle = time.AfterFunc(time.Hour, func() { cancel(errIdle) })
+		idle.Stop() // started once the request is built
+		defer idle.Stop()
+	}
+	resp, a, ok := s.open(ctx, idle)
 	if !ok {
 		return a
 	}
 	defer resp.Body.Close()
 
 	var body io.Reader = resp.Body
-	if s.c.IdleTimeout > 0 {
-		ir := &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: time.AfterFunc(s.c.IdleTimeout, func() { cancel(errIdle) })}
-		defer ir.t.Stop()
-		body = ir
+	if idle != nil {
+		idle.Stop() // until the first read
+		body = &idleReader{r: resp.Body, d: s.c.IdleTimeout, t: idle}
 	}
 	d := NewDecoder(body)
 	d.SetLastEventID(s.lastID)
 	d.SetMaxEventSize(s.c.MaxEventSize)
+	d.SetOnComment(s.c.OnComment)
 	sent := s.lastID
 	healthy := false
 	opened := time.Now()
 	for {
-		ev, err := d.Decode()
-		if d.LastEventID() != s.lastID {
-			s.lastID = d.LastEventID()
-			healthy = true
-		}
-		if r := d.Retry(); r > 0 {
-			s.retry = r
+		// A connection ended while the loop body ran (a restart, the
+		// caller's context) yields nothing more, not even what the decoder
+		// has read already.
+		err := context.Cause(ctx)
+		var ev Event
+		if err == nil {
+			ev, err = d.Decode()
+			if d.LastEventID() != s.lastID {
+				s.lastID = d.LastEventID()
+				healthy = true
+			}
+			if r, ok := d.LookupRetry(); ok {
+				s.retry = r // "retry: 0" too: backoff still grows it after failures
+			}
 		}
 		if err != nil {
 			if ctxErr := s.ctx.Err(); ctxErr != nil {
 				return attempt{stop: true, err: ctxErr}
 			}
 			if errors.Is(err, ErrEventTooLarge) {
-				return attempt{stop: true, err: fmt.Errorf("sse: GET %s: %w", s.url, err)}
+				return attempt{stop: true, err: fmt.Errorf("sse: %s %s: %w", s.method, s.url, err)}
 			}
-			if context.Cause(ctx) == errIdle {
-				err = fmt.Errorf("sse: GET %s: nothing received for %v", s.url, s.c.IdleTimeout)
+			if cause := context.Cause(ctx); cause == errIdle {
+				err = fmt.Errorf("sse: %s %s: nothing received for %v", s.method, s.url, s.c.IdleTimeout)
+			} else if cause == ErrRestarted {
+				err = fmt.Errorf("sse: %s %s: connection dropped: %w", s.method, s.url, ErrRestarted)
 			} else if err == io.EOF {
-				err = fmt.Errorf("sse: GET %s: the server ended the stream: %w", s.url, err)
+				err = fmt.Errorf("sse: %s %s: the server ended the stream: %w", s.method, s.url, err)
 			} else {
-				err = fmt.Errorf("sse: GET %s: %w", s.url, err)
+				err = fmt.Errorf("sse: %s %s: %w", s.method, s.url, err)
 			}
 			// A stream that stayed open a while was healthy even if it
 			// had nothing to say (a resumed stream with heartbeats only):
@@ -333,11 +475,13 @@ func (s *clientStream) connect(yield func(Event, error) bool) attempt {
 }
 
 // open sends the request and checks the answer. ok is false when there is
-// no stream to read; a then says what to do.
-func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt, ok bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+// no stream to read; a then says what to do. idle, if not nil, is started
+// as the request is sent, so that Client.IdleTimeout covers the wait for
+// the answer; it is left running.
+func (s *clientStream) open(ctx context.Context, idle *time.Timer) (resp *http.Response, a attempt, ok bool) {
+	req, err := s.newRequest(ctx)
 	if err != nil {
-		return nil, attempt{stop: true, err: fmt.Errorf("sse: %w", err)}, false
+		return nil, attempt{stop: true, err: err}, false
 	}
 	for k, vs := range s.c.Header {
 		for _, v := range vs {
@@ -353,17 +497,29 @@ func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt
 	}
 	if s.c.Prepare != nil {
 		if err := s.c.Prepare(req); err != nil {
-			return nil, attempt{stop: true, err: fmt.Errorf("sse: GET %s: Prepare: %w", s.url, err)}, false
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, attempt{stop: true, err: fmt.Errorf("sse: %s %s: Prepare: %w", s.method, s.url, err)}, false
 		}
 	}
 	hc := s.c.HTTPClient
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	if idle != nil {
+		idle.Reset(s.c.IdleTimeout)
+	}
 	resp, err = hc.Do(req)
 	if err != nil {
 		if ctxErr := s.ctx.Err(); ctxErr != nil {
 			return nil, attempt{stop: true, err: ctxErr}, false
+		}
+		switch context.Cause(ctx) {
+		case errIdle:
+			return nil, attempt{err: fmt.Errorf("sse: %s %s: no answer for %v", s.method, s.url, s.c.IdleTimeout)}, false
+		case ErrRestarted:
+			return nil, attempt{err: fmt.Errorf("sse: %s %s: request dropped: %w", s.method, s.url, ErrRestarted)}, false
 		}
 		return nil, attempt{err: err}, false // a *url.Error naming the request
 	}
@@ -374,13 +530,48 @@ func (s *clientStream) open(ctx context.Context) (resp *http.Response, a attempt
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 && isEventStream(resp.Header.Get("Content-Type")) {
 		return resp, attempt{}, true
 	}
-	rerr := &ResponseError{URL: s.url, StatusCode: resp.StatusCode, Header: resp.Header}
+	rerr := &ResponseError{Method: s.method, URL: s.url, StatusCode: resp.StatusCode, Header: resp.Header}
 	rerr.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if s.c.RetryServerErrors && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode <= 599) {
 		return nil, attempt{err: rerr, wait: retryAfter(resp.Header, time.Now())}, false
 	}
 	return nil, attempt{stop: true, err: rerr}, false
+}
+
+// newRequest builds a request with Client.Method and a fresh Client.Body,
+// which it also asks for again to follow a redirect that keeps the body.
+func (s *clientStream) newRequest(ctx context.Context) (*http.Request, error) {
+	var body io.Reader
+	if s.c.Body != nil {
+		var err error
+		if body, err = s.c.Body(); err != nil {
+			return nil, fmt.Errorf("sse: %s %s: Body: %w", s.method, s.url, err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, s.method, s.url, body)
+	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, fmt.Errorf("sse: %w", err)
+	}
+	if s.c.Body != nil {
+		req.GetBody = func() (io.ReadCloser, error) {
+			b, err := s.c.Body()
+			switch {
+			case err != nil:
+				return nil, err
+			case b == nil:
+				return http.NoBody, nil
+			}
+			if rc, ok := b.(io.ReadCloser); ok {
+				return rc, nil
+			}
+			return io.NopCloser(b), nil
+		}
+	}
+	return req, nil
 }
 
 // isEventStream reports whether a Content-Type is text/event-stream,
@@ -390,8 +581,9 @@ func isEventStream(ct string) bool {
 	return err == nil && mt == "text/event-stream"
 }
 
-// idleReader moves a timer's deadline out by d at every read that returns
-// bytes.
+// idleReader runs a timer for d during each read, and only then: the
+// connection is dropped when one read waits d for the network, however long
+// the decoder and the caller's loop body take between reads.
 type idleReader struct {
 	r io.Reader
 	d time.Duration
@@ -399,9 +591,8 @@ type idleReader struct {
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
+	ir.t.Reset(ir.d)
 	n, err := ir.r.Read(p)
-	if n > 0 {
-		ir.t.Reset(ir.d)
-	}
+	ir.t.Stop()
 	return n, err
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,7 +16,7 @@ import (
 	"time"
 )
 
-// This file tests the Go client (connect.go) against a Hub and against
+// This file tests the Go client (client.go) against a Hub and against
 // plain net/http handlers that misbehave.
 
 // streamHandler serves one answer per request, numbered from 1, with the
@@ -739,11 +740,13 @@ func TestClientNoGoroutineLeak(t *testing.T) {
 			}
 		}
 		collect(c.Connect(ctx, srv.URL+path), stop)
+		waitNoClientGoroutines(t, path)
 	}
 	// A loop that breaks out leaves nothing behind even while its context
 	// lives on.
 	c := &Client{HTTPClient: hc, IdleTimeout: time.Hour}
 	collect(c.Connect(context.Background(), srv.URL+"/stall"), func(Event) bool { return true })
+	waitNoClientGoroutines(t, "break")
 	run("/stall", nil, nil) // cancelled mid-read
 	run("/eof", func(Event) bool { return false }, func(cancel context.CancelFunc) {
 		time.AfterFunc(10*time.Millisecond, cancel) // cancelled while waiting
@@ -751,12 +754,101 @@ func TestClientNoGoroutineLeak(t *testing.T) {
 	run("/204", nil, nil)
 	run("/500", nil, nil)
 	run("/big", nil, nil)
+	// A restart's watcher ends with its connection.
+	restart := make(chan struct{}, 1)
+	c = &Client{HTTPClient: hc, Retry: time.Millisecond, IdleTimeout: time.Hour, Restart: restart}
+	seen := 0
+	collect(c.Connect(context.Background(), srv.URL+"/stall"), func(Event) bool {
+		if seen++; seen == 1 {
+			restart <- struct{}{}
+		}
+		return seen == 2
+	})
+	waitNoClientGoroutines(t, "restart")
+	// What is left is the transport's pool of idle connections (the 204
+	// and the 500 were read to their end), as after any net/http request.
 	tr.CloseIdleConnections()
+	waitGoroutines(t, before)
+}
+
+// After a 204 with the default HTTP client, what remains is the default
+// transport's idle keep-alive connection, which Connect's doc admits to, and
+// nothing of the client's: CloseIdleConnections ends the rest.
+func TestClientNoGoroutineLeakAfterNoContent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	tr := http.DefaultTransport.(*http.Transport)
+	tr.CloseIdleConnections()
+	before := runtime.NumGoroutine()
+	ctx, _ := testCtx(t)
+	if r := collect(Connect(ctx, srv.URL), nil); r.err != nil || len(r.events) != 0 {
+		t.Fatalf("got %+v, want a clean end", r)
+	}
+	waitNoClientGoroutines(t, "204")
+	tr.CloseIdleConnections()
+	waitGoroutines(t, before)
+}
+
+// clientFiles are the files of the client's code, as a goroutine's stack
+// names them.
+var clientFiles = func() []string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	return []string{dir + "/client.go:", dir + "/decoder.go:", dir + "/backoff.go:"}
+}()
+
+// clientGoroutines returns the stacks of the goroutines, other than the
+// caller's, that run the client's code or were started by it.
+func clientGoroutines() []string {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n")[1:] { // the caller's comes first
+		for _, f := range clientFiles {
+			if strings.Contains(g, f) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waitNoClientGoroutines fails the test if goroutines of the client's are
+// still there after a few seconds.
+func waitNoClientGoroutines(t *testing.T, what string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
+	for {
+		left := clientGoroutines()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d goroutines of the client outlive the range:\n%s", what, len(left), strings.Join(left, "\n\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitGoroutines fails the test if more than want goroutines are still
+// there after a few seconds.
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > want {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d goroutines before, %d after:\n%s", want, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -19,7 +19,8 @@ const DefaultMaxEventSize = 1 << 20
 // CRLF is split across reads), one leading byte order mark is skipped,
 // comments and unknown fields are ignored, an id containing NUL is ignored,
 // retry takes digits only, invalid UTF-8 becomes U+FFFD, and an event cut
-// off by the end of the stream is discarded.
+// off by the end of the stream is discarded. SetOnComment lets a caller hear
+// the comments too (a server's heartbeats).
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
@@ -31,13 +32,15 @@ type Decoder struct {
 	bomChecked bool
 	skipLF     bool // the last line ended with a CR: a leading LF belongs to it
 	max        int
+	onComment  func(text string)
 
-	idBuf   string        // the last event ID buffer
-	lastID  string        // the last event ID string, set at dispatch
-	retry   time.Duration // the stream's reconnection time, 0 if never set
-	typ     string
-	data    []byte
-	evRetry time.Duration
+	idBuf    string        // the last event ID buffer
+	lastID   string        // the last event ID string, set at dispatch
+	retry    time.Duration // the stream's reconnection time, if retrySet
+	retrySet bool          // a valid retry field was seen
+	typ      string
+	data     []byte
+	evRetry  time.Duration
 }
 
 // NewDecoder returns a Decoder that reads from r.
@@ -62,19 +65,39 @@ func (d *Decoder) SetMaxEventSize(n int) {
 	d.max = n
 }
 
+// SetOnComment sets a function that Decode calls with the text of every
+// comment line (one that starts with a colon, such as a server's ":"
+// heartbeat), in stream order with the events: the text after the colon,
+// without one leading space (as AppendComment writes it), with invalid UTF-8
+// replaced by U+FFFD. It runs on the goroutine that calls Decode, before
+// Decode returns, and must not call the Decoder. Comments never dispatch an
+// event and f does not change what Decode returns. Nil, the default,
+// ignores comments, as a browser does.
+func (d *Decoder) SetOnComment(f func(text string)) {
+	d.onComment = f
+}
+
 // LastEventID returns the last event ID string: what a reconnect should send
 // as Last-Event-ID. It moves at every dispatched block, including blocks
 // with an id but no data.
 func (d *Decoder) LastEventID() string { return d.lastID }
 
 // Retry returns the reconnection time the stream asked for, or 0 if it sent
-// no valid retry field.
+// no valid retry field. A stream may ask for 0 too ("retry: 0"): use
+// LookupRetry to tell the two apart.
 func (d *Decoder) Retry() time.Duration { return d.retry }
+
+// LookupRetry returns the reconnection time the stream asked for with its
+// latest valid retry field, and whether it sent one. "retry: 0" gives
+// (0, true): per the spec, reconnect without waiting. A field that is not
+// all digits, a bare "retry" among them, changes nothing.
+func (d *Decoder) LookupRetry() (time.Duration, bool) { return d.retry, d.retrySet }
 
 // Decode returns the next event. Its ID is the last event ID string at the
 // time it was dispatched, so it persists across events as in a browser; an
 // empty Type means "message"; Retry is set if the event's own block carried
-// a valid retry field. Data is a fresh slice owned by the caller.
+// a valid positive retry field (a "retry: 0" shows only in LookupRetry).
+// Data is a fresh slice owned by the caller.
 //
 // At the end of the stream Decode returns io.EOF, discarding an unfinished
 // event. Other read errors are returned as they are. Once Decode has
@@ -197,6 +220,13 @@ func (d *Decoder) processLine(raw []byte) (Event, bool) {
 		return d.dispatch()
 	}
 	if raw[0] == ':' {
+		if d.onComment != nil {
+			text := raw[1:]
+			if len(text) > 0 && text[0] == ' ' {
+				text = text[1:]
+			}
+			d.onComment(string(toValidUTF8(text)))
+		}
 		return Event{}, false
 	}
 	line := toValidUTF8(raw)
@@ -219,7 +249,7 @@ func (d *Decoder) processLine(raw []byte) (Event, bool) {
 		}
 	case "retry":
 		if ms, ok := parseDigits(value); ok {
-			d.retry = ms
+			d.retry, d.retrySet = ms, true
 			d.evRetry = ms
 		}
 	}

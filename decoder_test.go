@@ -3,11 +3,13 @@ package sse
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 )
 
 // The parser rules P1–P17 of the WHATWG spec, as our reference numbers them,
@@ -160,6 +162,128 @@ func TestDecoderRetry(t *testing.T) {
 	}
 	if d.Retry() != 7*time.Millisecond {
 		t.Fatalf("a retry in an undispatched block applies at once: got %v", d.Retry())
+	}
+}
+
+// P5: comments dispatch nothing, but SetOnComment hears each one, in stream
+// order with the events, however the stream is split into reads.
+func TestDecoderOnComment(t *testing.T) {
+	stream := "\xEF\xBB\xBF: first\ndata: a\n:\n:  two\r:\xff\rdata: b\n\n:no-space\r\n\n: x\x00y\n: cut off"
+	want := []string{"c:first", "c:", "c: two", "c:\uFFFD", "e:a\nb", "c:no-space", "c:x\x00y"}
+	decode := func(r io.Reader) []string {
+		var log []string
+		d := NewDecoder(r)
+		d.SetOnComment(func(text string) { log = append(log, "c:"+text) })
+		for {
+			ev, err := d.Decode()
+			if err != nil {
+				if err != io.EOF {
+					t.Fatal(err)
+				}
+				return log
+			}
+			log = append(log, "e:"+string(ev.Data))
+		}
+	}
+	check := func(how string, r io.Reader) {
+		t.Helper()
+		if got := decode(r); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("%s:\n got  %q\n want %q", how, got, want)
+		}
+	}
+	check("whole", strings.NewReader(stream))
+	check("one byte at a time", iotest.OneByteReader(strings.NewReader(stream)))
+	for i := 1; i < len(stream); i++ {
+		check(fmt.Sprint("split at ", i), &splitReader{chunks: []string{stream[:i], stream[i:]}})
+	}
+}
+
+// A comment line longer than the event size limit is too large, with or
+// without a comment handler.
+func TestDecoderOnCommentTooLarge(t *testing.T) {
+	d := NewDecoder(strings.NewReader(": " + strings.Repeat("c", 200) + "\n"))
+	d.SetMaxEventSize(100)
+	called := false
+	d.SetOnComment(func(string) { called = true })
+	if _, err := d.Decode(); !errors.Is(err, ErrEventTooLarge) || called {
+		t.Fatalf("err %v, handler called %v; want ErrEventTooLarge and no call", err, called)
+	}
+}
+
+// FuzzDecodeComments checks that a comment handler never changes what is
+// decoded, that it hears the same comments however the stream is split
+// into reads, and that a comment is valid UTF-8 without a line ending.
+func FuzzDecodeComments(f *testing.F) {
+	f.Add([]byte(": a\r\ndata: x\n\n:\r:\xff\n"))
+	f.Add([]byte("\xEF\xBB\xBF:bom\n\n: \x00\rdata\n\n: tail"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		plain := decodeWithComments(t, bytes.NewReader(stream), nil)
+		var whole, bytewise []string
+		withWhole := decodeWithComments(t, bytes.NewReader(stream), &whole)
+		withBytewise := decodeWithComments(t, iotest.OneByteReader(bytes.NewReader(stream)), &bytewise)
+		if withWhole != plain || withBytewise != plain {
+			t.Fatalf("a comment handler changed the events:\n without %q\n with     %q\n bytewise %q", plain, withWhole, withBytewise)
+		}
+		if strings.Join(whole, "\x01") != strings.Join(bytewise, "\x01") {
+			t.Fatalf("comments read whole %q, one byte at a time %q", whole, bytewise)
+		}
+		for _, c := range whole {
+			if strings.ContainsAny(c, "\r\n") || !utf8.ValidString(c) {
+				t.Fatalf("comment %q has a line ending or invalid UTF-8", c)
+			}
+		}
+	})
+}
+
+// decodeWithComments decodes everything, as decodeStream does, with a
+// comment handler that appends to comments if comments is not nil.
+func decodeWithComments(t *testing.T, r io.Reader, comments *[]string) string {
+	d := NewDecoder(r)
+	d.SetMaxEventSize(1 << 12)
+	if comments != nil {
+		d.SetOnComment(func(text string) { *comments = append(*comments, text) })
+	}
+	var b strings.Builder
+	for range 1 << 16 {
+		ev, err := d.Decode()
+		if err != nil {
+			retry, ok := d.LookupRetry()
+			fmt.Fprintf(&b, "err:%v|last:%s|retry:%v,%v", err, d.LastEventID(), retry, ok)
+			return b.String()
+		}
+		fmt.Fprintf(&b, "%q %q %q %v\n", ev.ID, ev.Type, ev.Data, ev.Retry)
+	}
+	t.Fatal("the decoder did not finish")
+	return ""
+}
+
+// P12: "retry: 0" sets the reconnection time to zero, which LookupRetry
+// tells apart from a stream that never sent a valid retry field.
+func TestDecoderLookupRetry(t *testing.T) {
+	for _, tc := range []struct {
+		stream string
+		want   time.Duration
+		ok     bool
+	}{
+		{"data: a\n\n", 0, false},
+		{"retry: 0\n", 0, true},
+		{"retry: 00\ndata: a\n\n", 0, true},
+		{"retry: 5\nretry: 0\n", 0, true},
+		{"retry: 0\nretry: 1000x\nretry\n", 0, true}, // invalid ones do not undo it
+		{"retry: 1000x\nretry\nretry: \n", 0, false},
+		{"retry: 0\nretry: 12\n", 12 * time.Millisecond, true},
+		{"retry: 0", 0, false}, // the line never ended
+	} {
+		for how, r := range map[string]io.Reader{
+			"whole":              strings.NewReader(tc.stream),
+			"one byte at a time": iotest.OneByteReader(strings.NewReader(tc.stream)),
+		} {
+			_, d, err := decodeAll(t, r)
+			got, ok := d.LookupRetry()
+			if err != io.EOF || got != tc.want || ok != tc.ok || d.Retry() != tc.want {
+				t.Errorf("%q, %s: LookupRetry() = %v, %v, Retry() = %v (err %v); want %v, %v", tc.stream, how, got, ok, d.Retry(), err, tc.want, tc.ok)
+			}
+		}
 	}
 }
 

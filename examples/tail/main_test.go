@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,10 +144,83 @@ func TestTailExits(t *testing.T) {
 		{[]string{srv.URL + "/gone"}, 0, "for good (204 No Content)"},
 		{nil, 2, "usage: tail"},
 		{[]string{"-H", "no colon", srv.URL}, 2, `"no colon" is not`},
+		{[]string{"ftp://" + strings.TrimPrefix(srv.URL, "http://")}, 2, "is not an http:// or https:// URL"},
 	} {
 		_, stderr, code := tail(t, context.Background(), tc.args...)
 		if c := exitCode(t, code); c != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("tail %q: exit %d, stderr %q; want %d and %q", tc.args, c, stderr.String(), tc.code, tc.stderr)
 		}
+	}
+}
+
+// An event type holding NUL, which the decoder keeps but an event stream
+// cannot carry, is printed escaped, with a warning, and tail goes on.
+func TestTailEscapesNUL(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "retry: 1\nid: 1\nevent: a\x00b\ndata: x\n\ndata: after\n\n")
+	}))
+	defer srv.Close()
+	stdout, stderr, code := tail(t, context.Background(), srv.URL)
+	if c := exitCode(t, code); c != 0 {
+		t.Fatalf("exit code %d, stderr %q", c, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `event type "a\x00b"`) {
+		t.Errorf("stderr %q does not name the type, quoted", stderr.String())
+	}
+	d := sse.NewDecoder(strings.NewReader(stdout.String()))
+	var got []string
+	for {
+		ev, err := d.Decode()
+		if err != nil {
+			break
+		}
+		got = append(got, ev.ID+"|"+ev.Type+"|"+string(ev.Data))
+	}
+	if want := `1|a\x00b|x,1||after`; strings.Join(got, ",") != want {
+		t.Fatalf("decoded %q from %q, want %q", got, stdout.String(), want)
+	}
+}
+
+// Errors no retry mends are named on standard error at every retry, and
+// tail gives up: after a few retries by default for a refused connection
+// (the server may be starting), at once for an https URL whose server
+// speaks plain HTTP.
+func TestTailGivesUp(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	plain := srv.URL
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, url, hint string
+		retries         int
+	}{
+		{"refused", refused, "nothing listens at " + l.Addr().String(), defaultMaxRetries},
+		{"https to plain http", "https" + strings.TrimPrefix(plain, "http"), "the server speaks plain HTTP", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := tail(t, context.Background(), "-retry", "1ms", tc.url)
+			c := exitCode(t, code)
+			out := stderr.String()
+			if c != 1 || !strings.Contains(out, tc.hint) || !strings.Contains(out, "giving up") {
+				t.Fatalf("exit %d, stderr %q; want 1, %q and giving up", c, out, tc.hint)
+			}
+			if got := strings.Count(out, "reconnecting in"); got != tc.retries {
+				t.Fatalf("%d reconnections in %q, want %d", got, out, tc.retries)
+			}
+			if got := strings.Count(out, tc.hint); got != tc.retries+1 {
+				t.Fatalf("the hint appears %d times in %q, want at every failure (%d)", got, out, tc.retries+1)
+			}
+		})
 	}
 }
