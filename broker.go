@@ -62,8 +62,13 @@ type Broker interface {
 	// writing anything, and its client retries with the same
 	// Last-Event-ID, so an after the broker cannot read must be answered
 	// "unknown", never with an error, or that client would retry for ever.
+	// An until of an epoch the store has moved past is answered "ahead": the
+	// hub waits for its deliveries to reach the new epoch, and asks again.
 	// Replay must not hold locks that Publish needs while it calls fn: fn
-	// writes to the network.
+	// writes to the network. The hub writes while fn is called, so a
+	// broker should read a long replay in bounded pages rather than whole:
+	// what a starting stream holds is then bounded however long the
+	// history, and a stream cut short stops the reading.
 	Replay(ctx context.Context, after, until string, to []Target, fn func(*Message) bool) (ok bool, reason string, err error)
 
 	// Snapshot calls fn, in position order, for the newest message of each
@@ -73,15 +78,23 @@ type Broker interface {
 	// these to a stream that starts without a usable Last-Event-ID, so it
 	// begins with the current state, and to streams that subscribe to a
 	// topic at run time. It stops early if fn returns false. A broker that
-	// keeps no such state calls fn for nothing; one whose until is of an
-	// epoch it no longer holds the states of calls fn for nothing too. It
-	// must not wait for a delivery to finish, nor hold locks Publish needs
-	// while it calls fn.
+	// keeps no such state calls fn for nothing. A broker whose store has
+	// moved past until's epoch (it lost its data) returns an error, so that
+	// the hub ends the stream before it writes anything and its client
+	// retries, by when the broker's deliveries have reached the new epoch
+	// (see BrokerHandler): a state of the new epoch sent with a position of
+	// the old one would reset that client for nothing at its next resume.
+	// It must not wait for a delivery to finish, nor hold locks Publish
+	// needs while it calls fn.
 	Snapshot(ctx context.Context, until string, to []Target, fn func(*Message) bool) error
 
 	// Close releases the broker's resources and stops its deliveries: once
 	// it returns, the broker calls the handler no more and every goroutine
-	// it started has returned. The hub makes no calls after it.
+	// it started has returned. It must return promptly whatever the state
+	// of its store (a frozen Redis): Shutdown waits for it only until its
+	// context ends. When Shutdown's context ended before every stream did,
+	// streams still ending may call Replay or Snapshot after Close: those
+	// calls should fail at once (an error ends the stream).
 	Close() error
 }
 
