@@ -1,0 +1,38 @@
+-- Helpers every script shares (prepended to each).
+--
+-- Stream ids are "<ms>-<seq>"; idlt orders two of them. The epoch key holds
+-- "<epoch> <base>": the epoch and the stream id its lineage starts after
+-- ("0-0" for a fresh Redis, the newest id kept when a follower found Redis
+-- behind what it had delivered). ensureEpoch creates the key when it is
+-- missing (Redis lost its data), with the candidate epoch the caller drew.
+local function idparts(a)
+  local ms, seq = string.match(a, "^(%d+)-(%d+)$")
+  return tonumber(ms), tonumber(seq)
+end
+local function idlt(a, b)
+  local am, as = idparts(a)
+  local bm, bs = idparts(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
+local function newest(stream)
+  local top = redis.call("XREVRANGE", stream, "+", "-", "COUNT", 1)
+  if #top > 0 then return top[1][1] end
+  return "0-0"
+end
+-- kept reports whether the stream holds id, or held it and trimmed it
+-- (trimmed: the newest trimmed id): false means Redis lost it.
+local function kept(stream, meta, id)
+  if id == "0-0" then return true end
+  if #redis.call("XRANGE", stream, id, id) > 0 then return true end
+  local trimmed = redis.call("HGET", meta, "trimmed")
+  return trimmed ~= false and not idlt(trimmed, id)
+end
+local function ensureEpoch(key, cand, stream)
+  local e = redis.call("GET", key)
+  if not e then
+    e = cand .. " " .. newest(stream)
+    redis.call("SET", key, e)
+  end
+  return string.match(e, "^(%S+) (%S+)$")
+end
