@@ -25,14 +25,15 @@ type Hub struct {
 	closed    bool
 	heartbeat bool // the heartbeat goroutine is running
 
-	lastPos  atomic.Pointer[string] // the position of the last delivered message
-	stopBy   atomic.Int64           // once Shutdown has begun: when every write must be done, in Unix nanoseconds
-	pressure atomic.Bool            // a queue passed half of QueueBytes since the last publish
-	done     chan struct{}          // closed when Shutdown ends the streams
-	track    *tracker               // what Shutdown waits for
-	stop     sync.Once              // closes the broker
-	stats    counters
-	warned   [warnKinds]atomic.Bool // see warn
+	lastPos      atomic.Pointer[string] // the position of the last delivered message
+	stopBy       atomic.Int64           // once Shutdown has begun: when every write must be done, in Unix nanoseconds
+	pressure     atomic.Bool            // a queue passed half of QueueBytes since the last publish
+	done         chan struct{}          // closed when Shutdown ends the streams
+	track        *tracker               // what Shutdown waits for
+	stop         sync.Once              // closes the broker
+	brokerClosed chan struct{}          // closed once Broker.Close has returned
+	stats        counters
+	warned       [warnKinds]atomic.Bool // see warn
 
 	// Publishes in flight, so that Shutdown can wait for them with a
 	// deadline: a publish counts itself, then checks closing.
@@ -58,14 +59,15 @@ func NewHub(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		alarms:   logger,
-		reg:      newRegistry(),
-		done:     make(chan struct{}),
-		track:    newTracker(),
-		pubsDone: make(chan struct{}),
-		subs:     newSubscriptions(maxSubscriptions),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		alarms:       logger,
+		reg:          newRegistry(),
+		done:         make(chan struct{}),
+		track:        newTracker(),
+		pubsDone:     make(chan struct{}),
+		brokerClosed: make(chan struct{}),
+		subs:         newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
 	if cfg.Broker != nil {

@@ -26,7 +26,7 @@ const (
 	// only what the earlier process never delivered.
 	StartReset
 	// StartUnavailable: the stream cannot start now: the Broker failed to
-	// replay its Last-Event-ID, or (with several nodes) this hub's
+	// replay its Last-Event-ID or to read its snapshot, or (with several nodes) this hub's
 	// deliveries did not reach that position in time, or the client left
 	// while its replay was read. It ends before it writes an event
 	// (OnDisconnect follows with ReasonUnavailable, or ReasonClientGone),
@@ -130,8 +130,6 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 			return StartResumed, missed, complete
 		}
 		kind = StartReset
-		h.stats.countReset(why)
-		h.log.Info("sse: cannot resume, sending reset", "client", s.info.ClientID, "last_event_id", cut(last), "reason", why)
 	}
 	var snap []*envelope
 	replayed := false
@@ -148,16 +146,21 @@ func (h *Hub) plan(s *stream, r *http.Request, reg registration) (kind StartKind
 		var err error
 		snap, err = h.snapshot(ctx, s, to, topics, pos)
 		if err != nil {
-			whole = false
+			// Nothing is written, not even a reset: the client retries
+			// with what it has, and gets all of its start then.
 			if ctx.Err() == nil {
-				h.log.Warn("sse: snapshot failed", "client", s.info.ClientID, "err", err)
+				h.stats.replayFailures.Add(1)
+				h.log.Warn("sse: snapshot failed, ending the stream so that its client retries", "client", s.info.ClientID, "err", err)
 			}
+			return StartUnavailable, nil, false
 		}
 		if len(snap) > 0 {
 			h.stats.snapshots.Add(1)
 		}
 	}
 	if kind == StartReset {
+		h.stats.countReset(why)
+		h.log.Info("sse: cannot resume, sending reset", "client", s.info.ClientID, "last_event_id", cut(s.info.LastEventID), "reason", why)
 		// The reset's id moves the client's resume point only when nothing
 		// follows it: a snapshot cut short must leave the client with its
 		// unusable id, so that it is reset (and gets the snapshot) again.

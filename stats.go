@@ -17,7 +17,7 @@ type Stats struct {
 	Resets          uint64 // reconnects sent a ResetEvent instead: the sum of ResetsBy
 	EpochReplays    uint64 // of those, reconnects from an earlier epoch that were replayed the whole current epoch (see StartReset)
 	ResetsBy        Resets // Resets by reason
-	ReplayFailures  uint64 // reconnects whose replay the Broker failed: the stream ended before writing an event, and its client retries from the same Last-Event-ID
+	ReplayFailures  uint64 // streams whose start the Broker failed (a replay or a snapshot it could not read): the stream ended before writing an event, and its client retries from the same Last-Event-ID
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
 	Heartbeats      uint64 // heartbeat comments queued
