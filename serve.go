@@ -89,15 +89,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.end(s, info, reason)
 		}
 	}()
-	var batch []*envelope
-	var whole bool
-	info.Start, batch, whole = h.plan(s, r, reg)
-	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", cut(info.LastEventID))
-	s.connected = true // from here OnDisconnect pairs with OnConnect, even if it panics
-	if h.cfg.OnConnect != nil {
-		h.hook(func() { h.cfg.OnConnect(info) })
+	op := &opening{h: h, s: s, r: r, info: &info}
+	if h.mem == nil {
+		op.limit = startPage // the Broker's messages are private copies
 	}
-	reason, handedOff = h.serve(s, r, batch, whole, info)
+	reason, handedOff = h.serve(op, reg)
 }
 
 // end unregisters a stream whose writer has returned and calls
@@ -200,19 +196,18 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 	return nil
 }
 
-// serve opens the stream, writes its planned start (replay, reset,
-// snapshot, position), and then its queue until it ends, and says why it
-// ended. A stream that took its connection over is handed off instead
-// (handedOff): its writer goes on in a goroutine of its own (Hub.drive),
-// and the handler returns.
-func (h *Hub) serve(s *stream, r *http.Request, batch []*envelope, whole bool, info StreamInfo) (reason DisconnectReason, handedOff bool) {
-	if err := h.open(s, h.cfg.Retry, true); err != nil {
-		return h.cutByServer(s, h.startFailed(s, r, err)), false
-	}
-	if reason, ok := h.start(s, r, batch, whole); !ok {
+// serve writes the stream's start (OnConnect, the headers, then a replay,
+// a reset, a snapshot, a position: see writeStart), then its queue until
+// it ends, and says why it ended. A stream that took its connection over
+// is handed off instead (handedOff): its writer goes on in a goroutine of
+// its own (Hub.drive), and the handler returns.
+func (h *Hub) serve(op *opening, reg registration) (reason DisconnectReason, handedOff bool) {
+	s, r := op.s, op.r
+	if reason, live := h.writeStart(op, reg); !live {
 		return h.cutByServer(s, reason), false
 	}
 	if s.conn != nil {
+		info := *op.info
 		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
 		go h.drive(s, info)
 		return 0, true
