@@ -39,6 +39,23 @@ type Config struct {
 	// error counts as an error. Nil means a random ID per stream.
 	ClientID func(*http.Request) (string, error)
 
+	// Authenticate, if set, identifies a request as ClientID does, and also
+	// says until when its credential is valid (a token's expiry): the
+	// stream ends then (ReasonExpired), after what was queued to it, and
+	// its client reconnects with whatever credential it has by then. An
+	// error, an empty ClientID, or a credential already expired answers
+	// 401 (or the status the error carries) and registers nothing. Set
+	// ClientID or Authenticate, not both. Nil means ClientID identifies
+	// requests and credentials never expire.
+	Authenticate func(*http.Request) (Credential, error)
+
+	// MaxLifetime, if positive, bounds every stream's life: a stream ends
+	// (ReasonLifetime) after between 80 and 100 % of it, at random, so that
+	// streams opened together do not reconnect together. Long-lived streams
+	// are then authenticated anew, and spread again over the nodes behind a
+	// load balancer. Zero means no bound.
+	MaxLifetime time.Duration
+
 	// Topics returns the topics a new stream subscribes to, for example from
 	// the query (?topic=a&topic=b). An error answers 400 Bad Request, or the
 	// status the error carries. Nil means no topics.
@@ -222,6 +239,10 @@ func (c Config) withDefaults() (Config, error) {
 	dur("WriteTimeout", c.WriteTimeout, false)
 	dur("Retry", c.Retry, true)
 	dur("RefuseRetry", c.RefuseRetry, false)
+	dur("MaxLifetime", c.MaxLifetime, false)
+	if c.ClientID != nil && c.Authenticate != nil {
+		errs = append(errs, errors.New("sse: Config.ClientID and Config.Authenticate are both set: set one"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}

@@ -47,6 +47,7 @@ type Hub struct {
 	hooksRunning atomic.Int64 // hooks running now (see inHook)
 
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
+	ends ends          // streams' appointed ends (credential expiry, MaxLifetime)
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
@@ -67,6 +68,7 @@ func NewHub(cfg Config) (*Hub, error) {
 		track:        newTracker(),
 		pubsDone:     make(chan struct{}),
 		brokerClosed: make(chan struct{}),
+		ends:         ends{wake: make(chan struct{}, 1)},
 		subs:         newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
@@ -188,6 +190,8 @@ func (h *Hub) Stats() Stats {
 	st.ReplayFailures = h.stats.replayFailures.Load()
 	st.HookPanics = h.stats.hookPanics.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
+	st.Expired = h.stats.credExpired.Load()
+	st.LifetimeEnds = h.stats.lifetimes.Load()
 	st.BrokerEpochs = h.stats.epochs.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()

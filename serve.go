@@ -42,9 +42,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
 		return
 	}
-	id, err := h.cfg.ClientID(r)
+	cred, err := h.identify(r)
+	id := cred.ClientID
 	if err == nil && id == "" {
-		err = errors.New("sse: Config.ClientID returned an empty ID")
+		err = errors.New("sse: Config.ClientID or Config.Authenticate returned an empty ID")
+	}
+	if err == nil && !cred.Expires.IsZero() && !cred.Expires.After(began) {
+		err = fmt.Errorf("sse: the credential expired at %v", cred.Expires)
 	}
 	if err != nil {
 		h.reject(w, r, "client ID", err, http.StatusUnauthorized)
@@ -78,10 +82,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
 	s := newStream(h, info, w)
 	s.began = began
+	s.endAt, s.endReason = h.endAt(began, cred)
 	reg, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
 		return
+	}
+	if !s.endAt.IsZero() {
+		h.schedule(s)
 	}
 	reason, handedOff := ReasonClientGone, false
 	defer func() { // deferred, so a panic (in a hook, a Broker) cannot leave the stream registered
@@ -107,6 +115,9 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 	}
 	s.finish()
 	h.unregister(s)
+	if !s.endAt.IsZero() {
+		h.unschedule(s)
+	}
 	if s.conn != nil {
 		// The connection's reader hangs up (stream.hangUp), so that a
 		// linger or a TLS alert never delays OnDisconnect.
