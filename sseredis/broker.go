@@ -39,7 +39,8 @@ type Options struct {
 	Keys int
 
 	// Block is how long a follower's XREAD blocks waiting for entries
-	// before it checks the stream again; 0 means 5 s. (Close wakes it.)
+	// before it checks the stream again; 0 means 5 s. Close does not wait
+	// for it (see New).
 	Block time.Duration
 
 	// Logger receives the broker's diagnostics; nil means slog.Default().
@@ -54,7 +55,9 @@ const (
 	publishTimeout = 10 * time.Second // bound on a Publish when its ctx has none
 	epochLen       = 8
 	maxBackoff     = 2 * time.Second
-	maxIDLen       = 1024 // longer Last-Event-IDs are not looked up
+	maxIDLen       = 1024        // longer Last-Event-IDs are not looked up
+	wakeTTL        = time.Minute // how long a wake key outlives its last wake
+	wakeTimeout    = time.Second // bound on Close's wake of a follower on a shared client
 )
 
 // Broker is an sse.Broker and sse.PositionComparer on a Redis Stream. Create
@@ -63,13 +66,15 @@ const (
 // replays of all of them.
 type Broker struct {
 	client  redis.UniversalClient
+	reader  redis.UniversalClient // the follower's: a client of its own, or client
+	owned   bool                  // reader is the broker's own, closed by Close
 	log     *slog.Logger
 	history int
 	keys    int // per audience; 0 keeps none
 	block   time.Duration
 
 	stream, epochKey, metaKey, evictedKey, evictedOrderKey string
-	wakeKey                                                string // a stream of this broker's own, which Close writes to wake the follower
+	wakeKey                                                string // a stream of this broker's own: an entry wakes the follower
 	idsKey, idsOrderKey                                    string // the index of application-set IDs
 
 	epoch atomic.Pointer[string] // the epoch of the follower's deliveries
@@ -80,7 +85,7 @@ type Broker struct {
 
 	mu         sync.Mutex
 	subscribed bool
-	closed     bool
+	closed     atomic.Bool // set under mu; read without it
 }
 
 // maxEvicted is how many audiences the eviction record remembers, maxIDs
@@ -98,6 +103,18 @@ var (
 // New returns a Broker on client configured by opts. It checks the
 // connection (PING) and loads the broker's Lua scripts. The broker does not
 // close client: its owner does, after the hub's Shutdown.
+//
+// The broker's follower waits for new entries in a blocking XREAD. For a
+// *redis.Client or a *redis.ClusterClient it does so on a client of its
+// own, built from client's Options (the same address, Dialer, credentials
+// and timeouts, one connection per Redis node), which Close closes: the
+// follower then never holds a connection of client's pool, however many
+// brokers share it, and Close cuts its XREAD at once, whatever Redis does.
+// Hooks added to client (AddHook) do not see the follower's commands. With
+// any other UniversalClient (a *redis.Ring, a wrapper) the follower uses
+// client itself: its pool then needs one connection per broker beyond what
+// publishes and replays use, and Close waits for the follower's command in
+// flight, up to Options.Block plus 10 s when Redis does not answer.
 func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("sseredis: nil Redis client")
@@ -264,6 +281,9 @@ func parsePos(p string) (epoch string, id streamID, ok bool) {
 // deadlines); an error may still mean the entry was added if Redis ran the
 // script and its reply was lost.
 func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
@@ -284,6 +304,25 @@ func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
 	return nil
 }
 
+// readerFor returns the client a follower on client uses: one of its own
+// when client's Options can be copied (owned), else client itself.
+func readerFor(client redis.UniversalClient) (c redis.UniversalClient, owned bool) {
+	switch c := client.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MaxConcurrentDials, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 1, 0, 1, 0
+		o.PipelinePoolSize = -1
+		o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
+		return redis.NewClient(&o), true
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize, o.MaxConcurrentDials, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 1, 0, 1, 0
+		o.PipelinePoolSize = -1
+		return redis.NewClusterClient(&o), true
+	}
+	return client, false
+}
+
 // Subscribe starts the broker's follower, which tells h, on one goroutine
 // and in order, of every entry added to the stream after the newest one
 // now (HandleMessage), of entries trimmed before it read them (HandleGap),
@@ -292,8 +331,8 @@ func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
 func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return "", errors.New("sseredis: Subscribe after Close")
+	if b.closed.Load() {
+		return "", ErrClosed
 	}
 	if b.subscribed {
 		return "", errors.New("sseredis: Subscribe called twice")
@@ -312,6 +351,7 @@ func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
 		return "", fmt.Errorf("sseredis: subscribe: bad stream id %q", res[1])
 	}
 	b.subscribed = true
+	b.reader, b.owned = readerFor(b.client)
 	b.epoch.Store(&res[0])
 	b.wg.Add(1)
 	go b.follow(h, res[0], last)
@@ -341,7 +381,7 @@ func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
 		}
 	}
 	for b.ctx.Err() == nil {
-		reply, err := fetchScript.Run(b.ctx, b.client, []string{b.stream, b.epochKey, b.metaKey},
+		reply, err := fetchScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey, b.metaKey, b.wakeKey},
 			newEpoch(), epoch, last.String(), fetchCount).Slice()
 		if err != nil {
 			fail("fetch", err)
@@ -366,7 +406,7 @@ func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
 			top, _ := parseID(str(index(reply, 2)))
 			b.log.Error("sseredis: the stream has lost what this node delivered (a failover lost writes?): starting a new epoch",
 				"delivered", epoch+"-"+last.String(), "stream_end", top.String())
-			if err := bumpScript.Run(b.ctx, b.client, []string{b.stream, b.epochKey}, newEpoch(), epoch).Err(); err != nil {
+			if err := bumpScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey}, newEpoch(), epoch).Err(); err != nil {
 				fail("bump", err)
 			}
 			continue
@@ -400,9 +440,10 @@ func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
 		if len(entries) >= fetchCount {
 			continue
 		}
-		// Wait for more, or for Close. XREAD's answer only wakes us: the
-		// fetch reads the entries together with their epoch.
-		err = b.client.XRead(b.ctx, &redis.XReadArgs{
+		// Wait for more, or for a wake (see wake). XREAD's answer only
+		// wakes us: the fetch reads the entries together with their epoch,
+		// and deletes the wake key.
+		err = b.reader.XRead(b.ctx, &redis.XReadArgs{
 			Streams: []string{b.stream, b.wakeKey, last.String(), "0-0"},
 			Count:   1,
 			Block:   b.block,
@@ -463,6 +504,9 @@ func decodeEntry(e any) (*sse.Message, streamID, error) {
 // still exact if none was for an audience in to; else "expired". The
 // entries are read in one script, then fn runs with nothing held.
 func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Target, fn func(*sse.Message) bool) (bool, string, error) {
+	if b.closed.Load() {
+		return false, "", ErrClosed
+	}
 	ue, uid, ok := parsePos(until)
 	if !ok {
 		return false, "unknown", nil
@@ -513,6 +557,9 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 // Snapshot calls fn for the newest message of each state of the audiences
 // in to that is at or before until, in position order.
 func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn func(*sse.Message) bool) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
 	ue, uid, ok := parsePos(until)
 	if !ok || b.keys == 0 || len(to) == 0 {
 		return nil
@@ -589,31 +636,50 @@ func (b *Broker) ComparePositions(a, c string) (int, bool) {
 	return aid.compare(cid), true
 }
 
-// Close stops the follower and waits for it. It wakes the follower's
-// XREAD by adding an entry to a key of its own, which it then deletes; if
-// Redis cannot be reached, the XREAD in flight may take up to
-// Options.Block to end. Close does not close the Redis client.
+// wake makes the follower fetch at once: it adds an entry to the
+// follower's wake key, which its XREAD watches (and its next fetch
+// deletes). The key expires by itself if no fetch comes.
+func (b *Broker) wake(ctx context.Context) error {
+	return wakeScript.Run(ctx, b.client, []string{b.wakeKey}, wakeTTL.Milliseconds()).Err()
+}
+
+// Close stops the follower and waits for it to return. With a follower on
+// a client of its own (see New), it closes that client, which cuts the
+// follower's command in flight: Close returns at once whatever Redis does,
+// and sends Redis nothing. With a follower on the broker's client, it
+// wakes the follower through its wake key and waits for it. Once Close
+// has begun, Publish, Replay and Snapshot fail with ErrClosed. Close does
+// not close the client given to New.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
-	subscribed := b.subscribed
+	b.closed.Store(true)
+	subscribed, reader, owned := b.subscribed, b.reader, b.owned
 	b.mu.Unlock()
 	b.cancel()
 	if !subscribed {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if owned {
+		var err error
+		if cerr := reader.Close(); cerr != nil {
+			err = fmt.Errorf("sseredis: close: %w", cerr)
+		}
+		b.wg.Wait()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wakeTimeout)
 	defer cancel()
-	woke := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.wakeKey, MaxLen: 1, Values: []string{"close", "1"}}).Err()
+	woke := b.wake(ctx) // if Redis does not answer, the XREAD ends by its timeout
 	b.wg.Wait()
 	if woke == nil {
-		if err := b.client.Del(ctx, b.wakeKey).Err(); err != nil {
-			return fmt.Errorf("sseredis: close: deleting %s: %w", b.wakeKey, err)
-		}
+		_ = b.client.Del(ctx, b.wakeKey).Err() // else it expires
 	}
 	return nil
 }
+
+// ErrClosed is returned by a Broker's methods called after Close.
+var ErrClosed = errors.New("sseredis: broker closed")

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -369,3 +371,36 @@ type onMessage struct {
 func (h onMessage) HandleMessage(m *sse.Message) { h.fn(m) }
 func (h onMessage) HandleGap(pos string)         { h.t.Logf("gap at %s", pos) }
 func (h onMessage) HandleEpoch(pos string)       { h.t.Logf("epoch at %s", pos) }
+
+// brokerGoroutines returns the stacks of the goroutines running a method
+// of b.
+func brokerGoroutines(b *Broker) []string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	mine := regexp.MustCompile(`sseredis\.\(\*Broker\)\.\w+\(` + fmt.Sprintf("%p", b) + `[,)]`)
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if mine.MatchString(g) {
+			found = append(found, g)
+		}
+	}
+	return found
+}
+
+// noBrokerGoroutines fails the test if goroutines of b are still running a
+// moment after Close returned (one that has just called wg.Done may still
+// be returning; none may stay).
+func noBrokerGoroutines(t *testing.T, b *Broker) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		g := brokerGoroutines(b)
+		if len(g) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines outlived Close:\n%s", strings.Join(g, "\n\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

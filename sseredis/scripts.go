@@ -25,6 +25,8 @@ var (
 	luaReplay string
 	//go:embed lua/snapshot.lua
 	luaSnapshot string
+	//go:embed lua/wake.lua
+	luaWake string
 )
 
 var (
@@ -34,6 +36,7 @@ var (
 	bumpScript     = redis.NewScript(luaCommon + luaBump)
 	replayScript   = redis.NewScript(luaCommon + luaReplay)
 	snapshotScript = redis.NewScript(luaCommon + luaSnapshot)
+	wakeScript     = redis.NewScript(luaWake)
 )
 
-var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, snapshotScript}
+var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, snapshotScript, wakeScript}

@@ -8,8 +8,12 @@
 -- if entries after last were trimmed before the follower read them, else
 -- "".
 --
--- KEYS: stream, epoch, meta. ARGV: candidate epoch, known epoch, last id,
--- count.
+-- It deletes the follower's wake key: a wake before the fetch has been
+-- answered by it, one after it wakes the XREAD that follows.
+--
+-- KEYS: stream, epoch, meta, wake key. ARGV: candidate epoch, known epoch,
+-- last id, count.
+redis.call("DEL", KEYS[4])
 local word, base = ensureEpoch(KEYS[2], ARGV[1], KEYS[1])
 if word ~= ARGV[2] then
   local lim = base
