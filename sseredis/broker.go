@@ -77,7 +77,7 @@ type Broker struct {
 	wakeKey                                                string // a stream of this broker's own: an entry wakes the follower
 	idsKey, idsOrderKey                                    string // the index of application-set IDs
 
-	epoch atomic.Pointer[string] // the epoch of the follower's deliveries
+	lineage atomic.Pointer[lineage] // the epoch of the follower's deliveries
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -86,6 +86,13 @@ type Broker struct {
 	mu         sync.Mutex
 	subscribed bool
 	closed     atomic.Bool // set under mu; read without it
+}
+
+// lineage is an epoch and its base: the stream id it starts after, so that
+// "<epoch>-<base>" is the position before its first entry.
+type lineage struct {
+	epoch string
+	base  streamID
 }
 
 // maxEvicted is how many audiences the eviction record remembers, maxIDs
@@ -98,6 +105,7 @@ var (
 var (
 	_ sse.Broker           = (*Broker)(nil)
 	_ sse.PositionComparer = (*Broker)(nil)
+	_ sse.EpochOrigin      = (*Broker)(nil)
 )
 
 // New returns a Broker on client configured by opts. It checks the
@@ -325,9 +333,11 @@ func readerFor(client redis.UniversalClient) (c redis.UniversalClient, owned boo
 
 // Subscribe starts the broker's follower, which tells h, on one goroutine
 // and in order, of every entry added to the stream after the newest one
-// now (HandleMessage), of entries trimmed before it read them (HandleGap),
-// and of a new epoch (HandleEpoch). It returns the position
-// of that newest entry ("<epoch>-0-0" for an empty stream).
+// now (HandleMessage), and of entries it will never deliver (HandleGap):
+// entries trimmed before it read them, and a new epoch, since the follower
+// cannot tell whether Redis lost entries of the old one that it had not
+// read yet. It never calls HandleEpoch. It returns the position of that
+// newest entry ("<epoch>-0-0" for an empty stream).
 func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -343,16 +353,17 @@ func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sseredis: subscribe: %w", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return "", fmt.Errorf("sseredis: subscribe: unexpected reply %q", res)
 	}
-	last, ok := parseID(res[1])
-	if !ok {
-		return "", fmt.Errorf("sseredis: subscribe: bad stream id %q", res[1])
+	last, ok1 := parseID(res[1])
+	base, ok2 := parseID(res[2])
+	if !ok1 || !ok2 {
+		return "", fmt.Errorf("sseredis: subscribe: bad stream id in %q", res)
 	}
 	b.subscribed = true
 	b.reader, b.owned = readerFor(b.client)
-	b.epoch.Store(&res[0])
+	b.lineage.Store(&lineage{res[0], base})
 	b.wg.Add(1)
 	go b.follow(h, res[0], last)
 	return res[0] + "-" + last.String(), nil
@@ -395,18 +406,31 @@ func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
 		word, _ := index(reply, 1).(string)
 		switch kind {
 		case "epoch":
-			resume, _ := parseID(str(index(reply, 2)))
-			b.log.Warn("sseredis: Redis has a new epoch (its data was lost or replaced): clients with older ids get a reset",
-				"old", epoch, "new", word, "from", resume.String())
-			epoch, last = word, resume
-			b.epoch.Store(&word)
-			h.HandleEpoch(epoch + "-" + last.String())
+			// Redis lost data (flushed, restarted without it, failed over
+			// to a replica that missed writes: another node then started
+			// the epoch). Entries of the old epoch that this node had not
+			// read may be gone, and nothing tells which: the hub ends its
+			// streams, and their clients resume from what they received,
+			// with a reset ("epoch") and the new epoch from its start. The
+			// follower carries on from the new epoch's base, as every
+			// node does: positions of the new epoch mean the same entries
+			// everywhere.
+			base, ok := parseID(str(index(reply, 2)))
+			if !ok || word == "" {
+				fail("fetch", fmt.Errorf("unexpected reply %v", reply))
+				continue
+			}
+			b.log.Warn("sseredis: Redis has a new epoch (it lost data): the hub ends its streams; their clients resume with a reset",
+				"old", epoch, "delivered", epoch+"-"+last.String(), "new", word+"-"+base.String())
+			epoch, last = word, base
+			b.lineage.Store(&lineage{word, base})
+			h.HandleGap(epoch + "-" + last.String())
 			continue
 		case "behind":
 			top, _ := parseID(str(index(reply, 2)))
 			b.log.Error("sseredis: the stream has lost what this node delivered (a failover lost writes?): starting a new epoch",
 				"delivered", epoch+"-"+last.String(), "stream_end", top.String())
-			if err := bumpScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey}, newEpoch(), epoch).Err(); err != nil {
+			if err := bumpScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey}, newEpoch(), epoch, last.String()).Err(); err != nil {
 				fail("bump", err)
 			}
 			continue
@@ -629,11 +653,26 @@ func decodeState(v string) (streamID, *sse.Message, error) {
 func (b *Broker) ComparePositions(a, c string) (int, bool) {
 	ae, aid, ok1 := parsePos(a)
 	ce, cid, ok2 := parsePos(c)
-	cur := b.epoch.Load()
-	if !ok1 || !ok2 || ae != ce || cur == nil || ae != *cur {
+	cur := b.lineage.Load()
+	if !ok1 || !ok2 || ae != ce || cur == nil || ae != cur.epoch {
 		return 0, false
 	}
 	return aid.compare(cid), true
+}
+
+// EpochOrigin returns "<epoch>-<base>", the position before the first entry
+// of pos's epoch, when that is the epoch the broker delivers: "<epoch>-0-0"
+// for an epoch Redis started empty (it lost its data), or the newest entry
+// the stream kept of the previous one. A client that resumes from an
+// earlier epoch is then replayed the current one from its start (see
+// sse.EpochOrigin).
+func (b *Broker) EpochOrigin(pos string) (string, bool) {
+	e, _, ok := parsePos(pos)
+	cur := b.lineage.Load()
+	if !ok || cur == nil || e != cur.epoch {
+		return "", false
+	}
+	return cur.epoch + "-" + cur.base.String(), true
 }
 
 // wake makes the follower fetch at once: it adds an entry to the

@@ -306,6 +306,33 @@ func (s *sub) next(timeout time.Duration) (sse.Event, bool) {
 	}
 }
 
+// resuming reads count application events from s, and when its stream
+// ends reconnects to n with query and the last id it got, as a client
+// does, carrying on with the new stream. It returns the stream it ended
+// on, whose resets are all those the reconnections brought.
+func (s *sub) resuming(n *node, query string, count int) (*sub, []string) {
+	s.t.Helper()
+	cur := s
+	var out []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(out) < count {
+		ev, ok := cur.next(time.Until(deadline))
+		if ok {
+			out = append(out, string(ev.Data))
+			continue
+		}
+		select {
+		case <-cur.errc:
+		default:
+			s.t.Fatalf("%s: got %d events of %d: %v", cur.name, len(out), count, out)
+		}
+		resets := cur.resets
+		cur = connect(s.t, n, query, cur.last)
+		cur.resets = resets
+	}
+	return cur, out
+}
+
 // waitStart waits for the position event that ends a stream's start.
 func (s *sub) waitStart() { s.t.Helper(); s.waitType(sse.PositionEvent, "start") }
 

@@ -2,9 +2,11 @@
 --
 -- Stream ids are "<ms>-<seq>"; idlt orders two of them. The epoch key holds
 -- "<epoch> <base>": the epoch and the stream id its lineage starts after
--- ("0-0" for a fresh Redis, the newest id kept when a follower found Redis
--- behind what it had delivered). ensureEpoch creates the key when it is
--- missing (Redis lost its data), with the candidate epoch the caller drew.
+-- ("0-0" for a fresh Redis; when a follower found Redis behind what it had
+-- delivered, the newest id the stream kept at or before that). Every node
+-- delivers the epoch's entries after its base. ensureEpoch creates the key
+-- when it is missing (Redis lost its data), with the candidate epoch the
+-- caller drew.
 local function idparts(a)
   local ms, seq = string.match(a, "^(%d+)-(%d+)$")
   return tonumber(ms), tonumber(seq)
