@@ -56,7 +56,6 @@ const (
 	epochLen       = 8
 	maxBackoff     = 2 * time.Second
 	maxIDLen       = 1024        // longer Last-Event-IDs are not looked up
-	wakeTTL        = time.Minute // how long a wake key outlives its last wake
 	wakeTimeout    = time.Second // bound on Close's wake of a follower on a shared client
 )
 
@@ -525,8 +524,12 @@ func decodeEntry(e any) (*sse.Message, streamID, error) {
 // a position is looked up as an application-set ID (Message.ID; the newest
 // 65,536 are indexed, while Redis keeps its data): one that is not found is
 // answered "unknown". When entries after after were trimmed, the resume is
-// still exact if none was for an audience in to; else "expired". The
-// entries are read in one script, then fn runs with nothing held.
+// still exact if none was for an audience in to; else "expired". When
+// Redis has moved past until (it lost data: a new epoch, or a stream that
+// no longer holds until), the follower has not caught up with the loss:
+// Replay wakes it and answers "ahead", and the hub asks again once the
+// follower has told it. The entries are read in one script, then fn runs
+// with nothing held.
 func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Target, fn func(*sse.Message) bool) (bool, string, error) {
 	if b.closed.Load() {
 		return false, "", ErrClosed
@@ -551,7 +554,7 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 	for _, t := range to {
 		args = append(args, audience(t))
 	}
-	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey}, args...).Slice()
+	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey, b.wakeKey}, args...).Slice()
 	if err != nil {
 		return false, "", fmt.Errorf("sseredis: replay: %w", err)
 	}
@@ -579,34 +582,41 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 }
 
 // Snapshot calls fn for the newest message of each state of the audiences
-// in to that is at or before until, in position order.
+// in to that is at or before until, in position order. When Redis has
+// moved past until (see Replay) it wakes the follower and fails: the hub
+// ends the stream before it writes anything, and its client retries once
+// the follower has moved the hub to the new epoch.
 func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn func(*sse.Message) bool) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
 	ue, uid, ok := parsePos(until)
-	if !ok || b.keys == 0 || len(to) == 0 {
+	if !ok {
 		return nil
 	}
-	keys := make([]string, 0, 1+len(to))
-	keys = append(keys, b.epochKey)
+	if b.keys == 0 {
+		to = nil // the epoch is checked all the same
+	}
+	keys := make([]string, 0, 4+len(to))
+	keys = append(keys, b.stream, b.epochKey, b.metaKey, b.wakeKey)
 	for _, t := range to {
 		keys = append(keys, b.stateKey(audience(t)))
 	}
-	reply, err := snapshotScript.Run(ctx, b.client, keys).Slice()
+	reply, err := snapshotScript.Run(ctx, b.client, keys, ue, uid.String()).Slice()
 	if err != nil {
 		return fmt.Errorf("sseredis: snapshot: %w", err)
 	}
-	if str(index(reply, 0)) != ue {
-		return nil // Redis moved to another epoch: until's states are gone
+	if len(reply) == 0 {
+		return errMoved
 	}
+	hashes, _ := reply[0].([]any)
 	type state struct {
 		id streamID
 		m  *sse.Message
 	}
 	var out []state
 	for i, t := range to {
-		flat, _ := index(reply, i+1).([]any)
+		flat, _ := index(hashes, i).([]any)
 		for j := 0; j+1 < len(flat); j += 2 {
 			id, m, err := decodeState(str(flat[j+1]))
 			if err != nil {
@@ -679,7 +689,7 @@ func (b *Broker) EpochOrigin(pos string) (string, bool) {
 // follower's wake key, which its XREAD watches (and its next fetch
 // deletes). The key expires by itself if no fetch comes.
 func (b *Broker) wake(ctx context.Context) error {
-	return wakeScript.Run(ctx, b.client, []string{b.wakeKey}, wakeTTL.Milliseconds()).Err()
+	return wakeScript.Run(ctx, b.client, []string{b.wakeKey}).Err()
 }
 
 // Close stops the follower and waits for it to return. With a follower on
@@ -719,6 +729,10 @@ func (b *Broker) Close() error {
 	}
 	return nil
 }
+
+// errMoved is Snapshot's error when Redis has moved past until: it lost
+// data that the follower has not noticed yet.
+var errMoved = errors.New("sseredis: snapshot: Redis has moved past the position (it lost data): the follower is catching up")
 
 // ErrClosed is returned by a Broker's methods called after Close.
 var ErrClosed = errors.New("sseredis: broker closed")

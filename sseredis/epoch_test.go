@@ -1,6 +1,9 @@
 package sseredis
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +122,100 @@ func TestEpochOrigin(t *testing.T) {
 	c2.quiet(200 * time.Millisecond)
 	if st := a.hub.Stats(); st.EpochReplays != 1 {
 		t.Fatalf("A's stats: %d epoch replays, want 1", st.EpochReplays)
+	}
+}
+
+// startFresh opens fresh streams on n until one starts (a stream may end
+// before it writes anything while n's broker catches up with Redis), and
+// returns it with the position it was given and the snapshot it got
+// before. It fails the test if none starts within 3 s.
+func startFresh(t *testing.T, n *node, query string) (s *sub, pos string, snapshot []string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		s := connect(t, n, query, "")
+		snapshot = nil
+		for {
+			ev, ok := s.raw(time.Until(deadline))
+			if !ok {
+				break
+			}
+			switch ev.Type {
+			case sse.PositionEvent:
+				return s, ev.ID, snapshot
+			case "":
+				snapshot = append(snapshot, string(ev.Data))
+			}
+		}
+		s.close()
+	}
+	t.Fatalf("no stream started on %s within 3 s", n.name)
+	return nil, "", nil
+}
+
+// TestFlushWhileIdle: Redis loses its data while no event is published, and
+// the followers wait in a long XREAD. A fresh stream on a node must not be
+// given a position of the lost epoch, nor a snapshot of nothing: within
+// about a second it starts at a position of the new epoch, with the states
+// published since; a resume from an application-set ID published since is
+// not stuck; and the broker answers a Replay or Snapshot up to a position
+// of the lost epoch with "ahead" and an error.
+func TestFlushWhileIdle(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, "A", r, Options{Block: 30 * time.Second})
+	b := newNode(t, "B", r, Options{Block: 30 * time.Second})
+	c := connect(t, a, "client=c", "")
+	c.waitStart()
+	a.broadcast(t, "e", 0, 1)
+	c.expect("e0")
+	stale := c.last
+	old, _, _ := parsePos(stale)
+	time.Sleep(50 * time.Millisecond) // both followers wait in their XREAD
+
+	flushAll(t, r)
+	start := time.Now()
+	f, pos, snap := startFresh(t, a, "client=f")
+	t.Logf("a fresh stream on A started at %s %v after the flush", pos, time.Since(start))
+	e, _, _ := parsePos(pos)
+	if e == old {
+		t.Fatalf("fresh stream given %s, a position of the lost epoch", pos)
+	}
+	word, err := a.client.Get(context.Background(), "sse:events:epoch").Result()
+	if err != nil || !strings.HasPrefix(word, e+" ") {
+		t.Fatalf("fresh stream given %s; Redis's epoch is %q (%v)", pos, word, err)
+	}
+	if len(snap) != 0 {
+		t.Fatalf("fresh stream given the snapshot %v of a Redis that lost everything", snap)
+	}
+
+	// The broker's own answers for positions of the lost epoch.
+	everyone := []sse.Target{{Kind: sse.ToEveryone}}
+	ok, why, err := a.broker.Replay(context.Background(), old+"-0-0", stale, everyone, func(*sse.Message) bool { return true })
+	if ok || why != "ahead" || err != nil {
+		t.Errorf("Replay up to a lost epoch: %v %q %v, want ahead", ok, why, err)
+	}
+	if err := a.broker.Snapshot(context.Background(), stale, everyone, func(*sse.Message) bool { return true }); err == nil {
+		t.Error("Snapshot up to a lost epoch: no error")
+	}
+
+	// States and application-set IDs published after the loss, on B.
+	if _, err := b.hub.Broadcast(sse.Event{Key: "k", Data: []byte("state")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.hub.Broadcast(sse.Event{ID: "app-1", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.hub.Broadcast(ev("after app-1")); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("state", "x", "after app-1") // A has delivered them
+	_, _, snap = startFresh(t, a, "client=g")
+	if !slices.Equal(snap, []string{"state"}) {
+		t.Fatalf("fresh stream given the snapshot %v, want [state]", snap)
+	}
+	resumed := connect(t, a, "client=h", "app-1")
+	resumed.expect("after app-1")
+	if len(resumed.resets) != 0 {
+		t.Fatalf("resume from app-1: resets %v", resumed.resets)
 	}
 }

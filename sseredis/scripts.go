@@ -36,7 +36,7 @@ var (
 	bumpScript     = redis.NewScript(luaCommon + luaBump)
 	replayScript   = redis.NewScript(luaCommon + luaReplay)
 	snapshotScript = redis.NewScript(luaCommon + luaSnapshot)
-	wakeScript     = redis.NewScript(luaWake)
+	wakeScript     = redis.NewScript(luaCommon + luaWake)
 )
 
 var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, snapshotScript, wakeScript}

@@ -38,3 +38,18 @@ local function ensureEpoch(key, cand, stream)
   end
   return string.match(e, "^(%S+) (%S+)$")
 end
+-- wake makes a follower fetch at once: its XREAD watches its wake key,
+-- and its fetch deletes the key. The key expires if no fetch comes.
+local function wake(key)
+  redis.call("XADD", key, "MAXLEN", "1", "*", "w", "1")
+  redis.call("PEXPIRE", key, 60000)
+end
+-- moved reports whether Redis has moved past a position this node was
+-- delivered (its epoch word and stream id): another epoch, or a stream
+-- that lost the entry (it ends before it, or neither holds it nor trimmed
+-- it). The node's follower has not noticed yet.
+local function moved(stream, epochkey, meta, word, id)
+  local e = redis.call("GET", epochkey)
+  if not e or string.match(e, "^(%S+)") ~= word then return true end
+  return idlt(newest(stream), id) or not kept(stream, meta, id)
+end
