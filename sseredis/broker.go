@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,6 +98,14 @@ type lineage struct {
 var (
 	maxEvicted = 65_536
 	maxIDs     = 65_536
+)
+
+// pageEntries and pageBytes bound a page of a replay or a snapshot: what
+// Replay and Snapshot hold at once, and what one script reads (variables
+// for the tests).
+var (
+	pageEntries = 256
+	pageBytes   = 256 << 10
 )
 
 var (
@@ -528,8 +535,15 @@ func decodeEntry(e any) (*sse.Message, streamID, error) {
 // Redis has moved past until (it lost data: a new epoch, or a stream that
 // no longer holds until), the follower has not caught up with the loss:
 // Replay wakes it and answers "ahead", and the hub asks again once the
-// follower has told it. The entries are read in one script, then fn runs
-// with nothing held.
+// follower has told it.
+//
+// The entries are read in pages of at most 256 entries or about 256 KiB,
+// one script each, and fn runs for a page's entries, with nothing held,
+// before the next is read: what a replay holds is bounded however long
+// the history, and one that fn stops, or whose ctx ends, reads no further.
+// Should Redis move past until between pages, or trim entries for the
+// stream's audiences before they were read, Replay returns an error: the
+// entries cannot all be given, and none may be skipped.
 func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Target, fn func(*sse.Message) bool) (bool, string, error) {
 	if b.closed.Load() {
 		return false, "", ErrClosed
@@ -538,7 +552,11 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 	if !ok {
 		return false, "unknown", nil
 	}
-	args := make([]any, 0, 4+len(to))
+	auds := make([]any, 0, len(to))
+	for _, t := range to {
+		auds = append(auds, audience(t))
+	}
+	args := make([]any, 0, 6+len(to))
 	if ae, aid, ok := parsePos(after); ok {
 		if ae == ue && aid == uid {
 			return true, "", nil
@@ -550,10 +568,8 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 		}
 		args = append(args, "", after) // an application-set ID, looked up in Redis
 	}
-	args = append(args, ue, uid.String())
-	for _, t := range to {
-		args = append(args, audience(t))
-	}
+	args = append(args, ue, uid.String(), pageEntries, pageBytes)
+	args = append(args, auds...)
 	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey, b.wakeKey}, args...).Slice()
 	if err != nil {
 		return false, "", fmt.Errorf("sseredis: replay: %w", err)
@@ -564,28 +580,57 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 		}
 		return false, kind, nil
 	}
-	entries, _ := index(reply, 1).([]any)
-	for _, e := range entries {
+	pageKeys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.wakeKey}
+	for {
+		entries, _ := index(reply, 1).([]any)
+		more := str(index(reply, 2))
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return true, "", err
+			}
+			m, id, err := decodeEntry(e)
+			if err != nil {
+				return true, "", fmt.Errorf("sseredis: replay: %w", err)
+			}
+			m.Pos = ue + "-" + id.String()
+			if !fn(m) {
+				return true, "", nil
+			}
+		}
+		if more == "" {
+			return true, "", nil
+		}
+		if b.closed.Load() {
+			return true, "", ErrClosed
+		}
 		if err := ctx.Err(); err != nil {
 			return true, "", err
 		}
-		m, id, err := decodeEntry(e)
+		reply = nil // the page read is no longer held
+		args = append(append(args[:0], ue, uid.String(), more, pageEntries, pageBytes), auds...)
+		reply, err = pageScript.Run(ctx, b.client, pageKeys, args...).Slice()
 		if err != nil {
 			return true, "", fmt.Errorf("sseredis: replay: %w", err)
 		}
-		m.Pos = ue + "-" + id.String()
-		if !fn(m) {
-			break
+		switch kind := str(index(reply, 0)); kind {
+		case "ok":
+		case "moved":
+			return true, "", errors.New("sseredis: replay: Redis lost data while the replay was read: the follower is catching up")
+		case "expired":
+			return true, "", errors.New("sseredis: replay: entries for the stream were trimmed before the replay read them")
+		default:
+			return true, "", fmt.Errorf("sseredis: replay: unexpected reply %v", reply)
 		}
 	}
-	return true, "", nil
 }
 
 // Snapshot calls fn for the newest message of each state of the audiences
-// in to that is at or before until, in position order. When Redis has
-// moved past until (see Replay) it wakes the follower and fails: the hub
-// ends the stream before it writes anything, and its client retries once
-// the follower has moved the hub to the new epoch.
+// in to that is at or before until, in position order. It reads them in
+// pages (see Replay), merging the audiences' orders, and fails if Redis
+// moves past until meanwhile. When Redis has moved past until (see Replay)
+// it wakes the follower and fails: the hub ends the stream before it
+// writes anything, and its client retries once the follower has moved the
+// hub to the new epoch.
 func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn func(*sse.Message) bool) error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -597,50 +642,53 @@ func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn
 	if b.keys == 0 {
 		to = nil // the epoch is checked all the same
 	}
-	keys := make([]string, 0, 4+len(to))
+	keys := make([]string, 0, 4+2*len(to))
 	keys = append(keys, b.stream, b.epochKey, b.metaKey, b.wakeKey)
 	for _, t := range to {
-		keys = append(keys, b.stateKey(audience(t)))
+		a := audience(t)
+		keys = append(keys, b.stateKey(a), b.stateOrderKey(a))
 	}
-	reply, err := snapshotScript.Run(ctx, b.client, keys, ue, uid.String()).Slice()
-	if err != nil {
-		return fmt.Errorf("sseredis: snapshot: %w", err)
-	}
-	if len(reply) == 0 {
-		return errMoved
-	}
-	hashes, _ := reply[0].([]any)
-	type state struct {
-		id streamID
-		m  *sse.Message
-	}
-	var out []state
-	for i, t := range to {
-		flat, _ := index(hashes, i).([]any)
-		for j := 0; j+1 < len(flat); j += 2 {
-			id, m, err := decodeState(str(flat[j+1]))
-			if err != nil {
-				b.log.Error("sseredis: skipping a state", "err", err)
+	per := max(pageEntries/max(len(to), 1), 16) // keys per audience and page
+	cursor := ""
+	for {
+		reply, err := snapshotScript.Run(ctx, b.client, keys, ue, uid.String(), cursor, per, pageBytes).Slice()
+		if err != nil {
+			return fmt.Errorf("sseredis: snapshot: %w", err)
+		}
+		if len(reply) == 0 {
+			return errMoved
+		}
+		flat, _ := reply[0].([]any)
+		cursor = str(index(reply, 1))
+		for j := 0; j+2 < len(flat); j += 3 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			a, _ := flat[j].(int64)
+			id, m, err := decodeState(str(flat[j+2]))
+			if err != nil || a < 0 || int(a) >= len(to) {
+				b.log.Error("sseredis: skipping a state", "err", err, "audience", a)
 				continue
 			}
 			if id.compare(uid) > 0 {
 				continue
 			}
-			m.To, m.Key = t, str(flat[j])
+			m.To, m.Key = to[a], str(flat[j+1])
 			m.Pos = ue + "-" + id.String()
-			out = append(out, state{id, m})
+			if !fn(m) {
+				return nil
+			}
 		}
-	}
-	slices.SortFunc(out, func(x, y state) int { return x.id.compare(y.id) })
-	for _, s := range out {
+		if cursor == "" {
+			return nil
+		}
+		if b.closed.Load() {
+			return ErrClosed
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !fn(s.m) {
-			break
-		}
 	}
-	return nil
 }
 
 // decodeState reads a state's value: "<id>|<len(ID)>|<ID><Body>".

@@ -23,6 +23,8 @@ var (
 	luaBump string
 	//go:embed lua/replay.lua
 	luaReplay string
+	//go:embed lua/page.lua
+	luaPage string
 	//go:embed lua/snapshot.lua
 	luaSnapshot string
 	//go:embed lua/wake.lua
@@ -35,8 +37,9 @@ var (
 	fetchScript    = redis.NewScript(luaCommon + luaFetch)
 	bumpScript     = redis.NewScript(luaCommon + luaBump)
 	replayScript   = redis.NewScript(luaCommon + luaReplay)
+	pageScript     = redis.NewScript(luaCommon + luaPage)
 	snapshotScript = redis.NewScript(luaCommon + luaSnapshot)
 	wakeScript     = redis.NewScript(luaCommon + luaWake)
 )
 
-var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, snapshotScript, wakeScript}
+var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, pageScript, snapshotScript, wakeScript}
