@@ -58,10 +58,10 @@ const (
 	wakeTimeout    = time.Second // bound on Close's wake of a follower on a shared client
 )
 
-// Broker is an sse.Broker and sse.PositionComparer on a Redis Stream. Create
-// one per Hub with New; hubs on several nodes that share a Redis and a
-// Stream deliver the same events in the same order, and each serves
-// replays of all of them.
+// Broker is an sse.Broker, sse.PositionComparer and sse.EpochOrigin on a
+// Redis Stream. Create one per Hub with New; hubs on several nodes that
+// share a Redis and a Stream deliver the same events in the same order,
+// and each serves replays of all of them.
 type Broker struct {
 	client  redis.UniversalClient
 	reader  redis.UniversalClient // the follower's: a client of its own, or client
