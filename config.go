@@ -49,6 +49,14 @@ type Config struct {
 	// requests and credentials never expire.
 	Authenticate func(*http.Request) (Credential, error)
 
+	// LastEventIDParam, if set, names a query parameter that carries a
+	// resume point as the Last-Event-ID header does (Mercure calls it
+	// "lastEventID"). A browser sends the header only on its EventSource's
+	// own reconnections; a page that must open a new EventSource (a new
+	// token in its URL) puts the last id it saw there instead. The header
+	// wins when a request has both. Empty means the header only.
+	LastEventIDParam string
+
 	// MaxLifetime, if positive, bounds every stream's life: a stream ends
 	// (ReasonLifetime) after between 80 and 100 % of it, at random, so that
 	// streams opened together do not reconnect together. Long-lived streams

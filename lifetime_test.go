@@ -139,3 +139,28 @@ func TestEndsHoldOnlyOpenStreams(t *testing.T) {
 		return len(h.ends.due) == 0 && !h.ends.running
 	})
 }
+
+// With Config.LastEventIDParam, a new EventSource (a new token in its URL)
+// resumes from the id its page puts in the query; the header, which a
+// browser's own reconnections send, wins when both are there.
+func TestLastEventIDParam(t *testing.T) {
+	h, srv := newTestHub(t, Config{LastEventIDParam: "lastEventID", Heartbeat: -1})
+	c := dial(t, nil, srv.URL, nil)
+	waitStreams(t, h, 1)
+	h.Broadcast(data("one"))
+	first := c.next().ID
+	h.Broadcast(data("two"))
+	second := c.next().ID
+	c.close()
+	waitStreams(t, h, 0)
+	h.Broadcast(data("three"))
+	c = dial(t, nil, srv.URL+"/?lastEventID="+first, nil)
+	if ev := c.next(); string(ev.Data) != "two" {
+		t.Fatalf("a resume from the query got %q, want %q", ev.Data, "two")
+	}
+	c.close()
+	c = dial(t, nil, srv.URL+"/?lastEventID="+first, lastEventID(second))
+	if ev := c.next(); string(ev.Data) != "three" {
+		t.Fatalf("with both, the resume got %q, want %q (from the header)", ev.Data, "three")
+	}
+}

@@ -79,7 +79,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
+	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: h.lastEventID(r), Request: r}
 	s := newStream(h, info, w)
 	s.began = began
 	s.endAt, s.endReason = h.endAt(began, cred)
@@ -322,4 +322,14 @@ func cut(v string) string {
 		return v
 	}
 	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:most], ""), len(v))
+}
+
+// lastEventID returns the resume point a request carries: its
+// Last-Event-ID header, or, with Config.LastEventIDParam, that query
+// parameter (the header wins when both are there).
+func (h *Hub) lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" || h.cfg.LastEventIDParam == "" {
+		return v
+	}
+	return r.URL.Query().Get(h.cfg.LastEventIDParam)
 }
