@@ -163,6 +163,23 @@ type Config struct {
 	// before the hub sees the request. Zero means no limit.
 	MaxStreamsPerAddress int
 
+	// ConnectRatePerAddress bounds how fast one remote address (the IP of
+	// http.Request.RemoteAddr) may open streams, and ConnectRatePerClient
+	// how fast one client ID may: a request over its rate is refused as
+	// over a limit (200 with a retry hint, so that a browser tries again
+	// later; Stats.RateLimited counts them), before authentication for an
+	// address. So a flood of connects from one address or one login costs
+	// little and delays nobody else. The zero Rate means no bound, the
+	// default for both: behind a reverse proxy every request has the
+	// proxy's address (set RemoteAddr from the forwarded header in
+	// trusted middleware first), and a reconnect storm after a deploy,
+	// or a login open in many tabs, must not be refused wholesale. For a
+	// server that browsers reach directly, Rate{PerSecond: 5, Burst: 50}
+	// per address is a reasonable start; per client ID, a burst above the
+	// number of tabs a user opens.
+	ConnectRatePerAddress Rate
+	ConnectRatePerClient  Rate
+
 	// RefuseRetry is the reconnection time suggested to refused requests;
 	// up to half of it again is added at random to spread reconnects. Zero
 	// means DefaultRefuseRetry (10 s).

@@ -48,6 +48,8 @@ type Hub struct {
 
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
 	ends ends          // streams' appointed ends (credential expiry, MaxLifetime)
+
+	perAddr, perClient *rateLimiter // Config.ConnectRatePerAddress, ConnectRatePerClient; nil when unbounded
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
@@ -72,6 +74,12 @@ func NewHub(cfg Config) (*Hub, error) {
 		subs:         newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
+	if cfg.ConnectRatePerAddress.limited() {
+		h.perAddr = newRateLimiter(cfg.ConnectRatePerAddress)
+	}
+	if cfg.ConnectRatePerClient.limited() {
+		h.perClient = newRateLimiter(cfg.ConnectRatePerClient)
+	}
 	if cfg.Broker != nil {
 		h.broker = cfg.Broker
 	} else {
@@ -191,6 +199,7 @@ func (h *Hub) Stats() Stats {
 	st.HookPanics = h.stats.hookPanics.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
 	st.Expired = h.stats.credExpired.Load()
+	st.RateLimited = h.stats.rateLimited.Load()
 	st.LifetimeEnds = h.stats.lifetimes.Load()
 	st.BrokerEpochs = h.stats.epochs.Load()
 	st.Snapshots = h.stats.snapshots.Load()

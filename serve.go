@@ -42,6 +42,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
 		return
 	}
+	if r.Method == http.MethodGet && h.perAddr != nil && !h.perAddr.allow(remoteHost(r.RemoteAddr)) {
+		// Before authentication, which may cost more than a refusal.
+		h.refuse(newStream(h, StreamInfo{Request: r}, w), r, "ConnectRatePerAddress")
+		return
+	}
 	cred, err := h.identify(r)
 	id := cred.ClientID
 	if err == nil && id == "" {
@@ -77,6 +82,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		setStreamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if h.perClient != nil && !h.perClient.allow(id) {
+		h.refuse(newStream(h, StreamInfo{ClientID: id, Request: r}, w), r, "ConnectRatePerClient")
 		return
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: h.lastEventID(r), Request: r}
@@ -292,6 +301,9 @@ func hijacker(w http.ResponseWriter) bool {
 // hint, so the browser tries again later: a 5xx would make it give up.
 func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	h.stats.refused.Add(1)
+	if strings.HasPrefix(why, "ConnectRate") {
+		h.stats.rateLimited.Add(1)
+	}
 	h.log.Info("sse: request refused", "reason", why, "remote", r.RemoteAddr)
 	retry := h.cfg.RefuseRetry
 	if half := int64(retry / 2); half > 0 {
