@@ -25,14 +25,15 @@ type Hub struct {
 	closed    bool
 	heartbeat bool // the heartbeat goroutine is running
 
-	lastPos  atomic.Pointer[string] // the position of the last delivered message
-	stopBy   atomic.Int64           // once Shutdown has begun: when every write must be done, in Unix nanoseconds
-	pressure atomic.Bool            // a queue passed half of QueueBytes since the last publish
-	done     chan struct{}          // closed when Shutdown ends the streams
-	track    *tracker               // what Shutdown waits for
-	stop     sync.Once              // closes the broker
-	stats    counters
-	warned   [warnKinds]atomic.Bool // see warn
+	lastPos      atomic.Pointer[string] // the position of the last delivered message
+	stopBy       atomic.Int64           // once Shutdown has begun: when every write must be done, in Unix nanoseconds
+	pressure     atomic.Bool            // a queue passed half of QueueBytes since the last publish
+	done         chan struct{}          // closed when Shutdown ends the streams
+	track        *tracker               // what Shutdown waits for
+	stop         sync.Once              // closes the broker
+	brokerClosed chan struct{}          // closed once Broker.Close has returned
+	stats        counters
+	warned       [warnKinds]atomic.Bool // see warn
 
 	// Publishes in flight, so that Shutdown can wait for them with a
 	// deadline: a publish counts itself, then checks closing.
@@ -46,6 +47,9 @@ type Hub struct {
 	hooksRunning atomic.Int64 // hooks running now (see inHook)
 
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
+	ends ends          // streams' appointed ends (credential expiry, MaxLifetime)
+
+	perAddr, perClient *rateLimiter // Config.ConnectRatePerAddress, ConnectRatePerClient; nil when unbounded
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
@@ -58,16 +62,24 @@ func NewHub(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		alarms:   logger,
-		reg:      newRegistry(),
-		done:     make(chan struct{}),
-		track:    newTracker(),
-		pubsDone: make(chan struct{}),
-		subs:     newSubscriptions(maxSubscriptions),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		alarms:       logger,
+		reg:          newRegistry(),
+		done:         make(chan struct{}),
+		track:        newTracker(),
+		pubsDone:     make(chan struct{}),
+		brokerClosed: make(chan struct{}),
+		ends:         ends{wake: make(chan struct{}, 1)},
+		subs:         newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
+	if cfg.ConnectRatePerAddress.limited() {
+		h.perAddr = newRateLimiter(cfg.ConnectRatePerAddress)
+	}
+	if cfg.ConnectRatePerClient.limited() {
+		h.perClient = newRateLimiter(cfg.ConnectRatePerClient)
+	}
 	if cfg.Broker != nil {
 		h.broker = cfg.Broker
 	} else {
@@ -186,6 +198,9 @@ func (h *Hub) Stats() Stats {
 	st.ReplayFailures = h.stats.replayFailures.Load()
 	st.HookPanics = h.stats.hookPanics.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
+	st.Expired = h.stats.credExpired.Load()
+	st.RateLimited = h.stats.rateLimited.Load()
+	st.LifetimeEnds = h.stats.lifetimes.Load()
 	st.BrokerEpochs = h.stats.epochs.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()

@@ -445,3 +445,31 @@ func TestBrokerGapEndsEveryStream(t *testing.T) {
 		t.Fatalf("the resume got %s %q", ev.Type, ev.Data)
 	}
 }
+
+// earlyBroker delivers a message to its hub from within Subscribe, and
+// then returns the position before it, as a Broker's follower may.
+type earlyBroker struct{ *memoryBroker }
+
+func (b *earlyBroker) Subscribe(h BrokerHandler) (string, error) {
+	last, err := b.memoryBroker.Subscribe(h)
+	if err != nil {
+		return "", err
+	}
+	m := testMessage(&Event{Key: "k", Data: []byte("delivered during Subscribe")}, Target{Kind: ToEveryone})
+	if err := b.memoryBroker.Publish(context.Background(), m); err != nil {
+		return "", err
+	}
+	return last, nil
+}
+
+// A delivery that comes before the Broker's Subscribe returns is not
+// undone by the older position Subscribe returns: a fresh stream's
+// snapshot holds it.
+func TestDeliveryDuringSubscribe(t *testing.T) {
+	b := &earlyBroker{memoryBroker: newMemoryBroker(16, 16)}
+	_, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1})
+	c := dial(t, nil, srv.URL, nil)
+	if ev := c.next(); string(ev.Data) != "delivered during Subscribe" {
+		t.Fatalf("the fresh stream got %q first, want the state delivered during Subscribe", ev.Data)
+	}
+}

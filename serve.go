@@ -42,9 +42,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
 		return
 	}
-	id, err := h.cfg.ClientID(r)
+	if r.Method == http.MethodGet && h.perAddr != nil && !h.perAddr.allow(remoteHost(r.RemoteAddr)) {
+		// Before authentication, which may cost more than a refusal.
+		h.refuse(newStream(h, StreamInfo{Request: r}, w), r, "ConnectRatePerAddress")
+		return
+	}
+	cred, err := h.identify(r)
+	id := cred.ClientID
 	if err == nil && id == "" {
-		err = errors.New("sse: Config.ClientID returned an empty ID")
+		err = errors.New("sse: Config.ClientID or Config.Authenticate returned an empty ID")
+	}
+	if err == nil && !cred.Expires.IsZero() && !cred.Expires.After(began) {
+		err = fmt.Errorf("sse: the credential expired at %v", cred.Expires)
 	}
 	if err != nil {
 		h.reject(w, r, "client ID", err, http.StatusUnauthorized)
@@ -75,13 +84,21 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
+	if h.perClient != nil && !h.perClient.allow(id) {
+		h.refuse(newStream(h, StreamInfo{ClientID: id, Request: r}, w), r, "ConnectRatePerClient")
+		return
+	}
+	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: h.lastEventID(r), Request: r}
 	s := newStream(h, info, w)
 	s.began = began
+	s.endAt, s.endReason = h.endAt(began, cred)
 	reg, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
 		return
+	}
+	if !s.endAt.IsZero() {
+		h.schedule(s)
 	}
 	reason, handedOff := ReasonClientGone, false
 	defer func() { // deferred, so a panic (in a hook, a Broker) cannot leave the stream registered
@@ -89,15 +106,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.end(s, info, reason)
 		}
 	}()
-	var batch []*envelope
-	var whole bool
-	info.Start, batch, whole = h.plan(s, r, reg)
-	h.log.Debug("sse: stream started", "client", id, "start", info.Start, "last_event_id", cut(info.LastEventID))
-	s.connected = true // from here OnDisconnect pairs with OnConnect, even if it panics
-	if h.cfg.OnConnect != nil {
-		h.hook(func() { h.cfg.OnConnect(info) })
+	op := &opening{h: h, s: s, r: r, info: &info}
+	if h.mem == nil {
+		op.limit = startPage // the Broker's messages are private copies
 	}
-	reason, handedOff = h.serve(s, r, batch, whole, info)
+	reason, handedOff = h.serve(op, reg)
 }
 
 // end unregisters a stream whose writer has returned and calls
@@ -111,6 +124,9 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 	}
 	s.finish()
 	h.unregister(s)
+	if !s.endAt.IsZero() {
+		h.unschedule(s)
+	}
 	if s.conn != nil {
 		// The connection's reader hangs up (stream.hangUp), so that a
 		// linger or a TLS alert never delays OnDisconnect.
@@ -200,19 +216,18 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 	return nil
 }
 
-// serve opens the stream, writes its planned start (replay, reset,
-// snapshot, position), and then its queue until it ends, and says why it
-// ended. A stream that took its connection over is handed off instead
-// (handedOff): its writer goes on in a goroutine of its own (Hub.drive),
-// and the handler returns.
-func (h *Hub) serve(s *stream, r *http.Request, batch []*envelope, whole bool, info StreamInfo) (reason DisconnectReason, handedOff bool) {
-	if err := h.open(s, h.cfg.Retry, true); err != nil {
-		return h.cutByServer(s, h.startFailed(s, r, err)), false
-	}
-	if reason, ok := h.start(s, r, batch, whole); !ok {
+// serve writes the stream's start (OnConnect, the headers, then a replay,
+// a reset, a snapshot, a position: see writeStart), then its queue until
+// it ends, and says why it ended. A stream that took its connection over
+// is handed off instead (handedOff): its writer goes on in a goroutine of
+// its own (Hub.drive), and the handler returns.
+func (h *Hub) serve(op *opening, reg registration) (reason DisconnectReason, handedOff bool) {
+	s, r := op.s, op.r
+	if reason, live := h.writeStart(op, reg); !live {
 		return h.cutByServer(s, reason), false
 	}
 	if s.conn != nil {
+		info := *op.info
 		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
 		go h.drive(s, info)
 		return 0, true
@@ -286,6 +301,9 @@ func hijacker(w http.ResponseWriter) bool {
 // hint, so the browser tries again later: a 5xx would make it give up.
 func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	h.stats.refused.Add(1)
+	if strings.HasPrefix(why, "ConnectRate") {
+		h.stats.rateLimited.Add(1)
+	}
 	h.log.Info("sse: request refused", "reason", why, "remote", r.RemoteAddr)
 	retry := h.cfg.RefuseRetry
 	if half := int64(retry / 2); half > 0 {
@@ -316,4 +334,14 @@ func cut(v string) string {
 		return v
 	}
 	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:most], ""), len(v))
+}
+
+// lastEventID returns the resume point a request carries: its
+// Last-Event-ID header, or, with Config.LastEventIDParam, that query
+// parameter (the header wins when both are there).
+func (h *Hub) lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" || h.cfg.LastEventIDParam == "" {
+		return v
+	}
+	return r.URL.Query().Get(h.cfg.LastEventIDParam)
 }

@@ -27,7 +27,12 @@ var ErrStuckStreams = errors.New("sse: streams stuck in a write that cannot be c
 // hint, and no write of any stream goes on past Config.WriteTimeout from
 // the first call. Once the streams are done it closes the Broker.
 //
-// It returns ctx's error if ctx ends first, and an error wrapping
+// It returns by ctx's deadline whatever happens. If ctx ends first, it
+// returns an error wrapping ctx's that says what it did not finish (how
+// many streams were still ending, a Broker's Close that had not returned);
+// it has then closed the Broker all the same, so that nothing of it
+// outlives the hub, and the streams end by Config.WriteTimeout from the
+// first call. It returns an error wrapping
 // ErrStuckStreams if only streams whose writes cannot be cut short are
 // left once the write timeout has passed. A Broker's Publish in flight is
 // waited for until then too (or until ctx ends), and its context is
@@ -74,24 +79,62 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		s.close(ReasonShutdown)
 	}
 	if err != nil {
-		return err
+		// The publishes in flight outlasted ctx: the streams end, and the
+		// broker closes, without Shutdown waiting for them.
+		return h.gaveUp(ctx, 0)
 	}
-	stuck, err := h.track.wait(ctx, self, stopBy)
+	stuck, pending, err := h.track.wait(ctx, self, stopBy)
 	if err != nil {
-		return err
+		return h.gaveUp(ctx, pending)
 	}
 	if stuck > 0 {
 		err = fmt.Errorf("%w: %d streams whose ResponseWriter takes no write deadline", ErrStuckStreams, stuck)
 		h.warn(warnStuck, "sse: Shutdown gave up on streams blocked in a write that cannot be cut short; "+
 			"serve the hub through middleware whose ResponseWriter has an Unwrap method", "streams", stuck)
 	}
+	if cerr := h.closeBroker(ctx); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	return err
+}
+
+// gaveUp closes the broker although streams may still be ending (their
+// Broker calls then fail at once, and they end), so that nothing of the
+// broker's outlives the hub, and returns the error that says what
+// Shutdown did not finish before ctx ended.
+func (h *Hub) gaveUp(ctx context.Context, pending int) error {
+	err := fmt.Errorf("sse: Shutdown gave up waiting: %w", ctx.Err())
+	if pending > 0 {
+		err = fmt.Errorf("sse: Shutdown gave up waiting for %d streams and goroutines to end (their writes "+
+			"end by Config.WriteTimeout from its start; a hook that blocks holds its own): %w", pending, ctx.Err())
+	}
+	h.warn(warnGaveUp, err.Error())
+	if cerr := h.closeBroker(ctx); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	return err
+}
+
+// closeBroker closes the broker, once, and waits for its Close until ctx
+// ends (Broker.Close should return promptly whatever the state of its
+// store; one that does not is left to finish on its own goroutine).
+func (h *Hub) closeBroker(ctx context.Context) error {
 	h.stop.Do(func() {
 		h.pubCancel()
-		if cerr := h.broker.Close(); cerr != nil {
-			h.log.Warn("sse: closing the broker", "err", cerr)
-		}
+		go func() {
+			if err := h.broker.Close(); err != nil {
+				h.log.Warn("sse: closing the broker", "err", err)
+			}
+			close(h.brokerClosed)
+		}()
 	})
-	return err
+	select {
+	case <-h.brokerClosed:
+		return nil
+	case <-ctx.Done():
+		h.warn(warnGaveUp, "sse: Shutdown gave up waiting for the Broker's Close")
+		return fmt.Errorf("sse: Shutdown gave up waiting for the Broker's Close: %w", ctx.Err())
+	}
 }
 
 // Close is Shutdown without a deadline of its own. It returns once every
@@ -136,8 +179,8 @@ func (t *tracker) update(count *int, n int) {
 // wait returns once nothing is left running but hooks waiting in Shutdown
 // (self: the caller is one of them), or once only unbounded streams are
 // left after stopBy, reporting how many. It returns ctx's error if ctx
-// ends first.
-func (t *tracker) wait(ctx context.Context, self bool, stopBy time.Time) (stuck int, err error) {
+// ends first, with how many were still running.
+func (t *tracker) wait(ctx context.Context, self bool, stopBy time.Time) (stuck, pending int, err error) {
 	if self {
 		t.update(&t.parked, 1)
 		defer t.update(&t.parked, -1)
@@ -153,17 +196,17 @@ func (t *tracker) wait(ctx context.Context, self bool, stopBy time.Time) (stuck 
 		pending, unbounded, changed := t.running-t.parked, t.unbounded, t.changed
 		t.mu.Unlock()
 		if pending <= 0 {
-			return 0, nil
+			return 0, 0, nil
 		}
 		if pending <= unbounded && !time.Now().Before(stopBy) {
-			return pending, nil
+			return pending, 0, nil
 		}
 		select {
 		case <-changed:
 		case <-late:
 			late = nil
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, pending, ctx.Err()
 		}
 	}
 }

@@ -341,3 +341,62 @@ func TestShutdownWithAWriterThatTakesNoDeadline(t *testing.T) {
 		t.Fatalf("default log %q does not say Shutdown gave up", logged.String())
 	}
 }
+
+// closingBroker is the in-memory broker whose Close takes as long as it is
+// told to, as a Broker on a frozen store may, and says when it was called.
+type closingBroker struct {
+	*memoryBroker
+	takes  time.Duration
+	closed chan struct{}
+}
+
+func (b *closingBroker) Close() error {
+	close(b.closed)
+	time.Sleep(b.takes)
+	return nil
+}
+
+// Shutdown returns by its context's deadline even while the Broker's Close
+// hangs, with an error that says so.
+func TestShutdownBoundsTheBrokersClose(t *testing.T) {
+	b := &closingBroker{memoryBroker: newMemoryBroker(16, 16), takes: 3 * time.Second, closed: make(chan struct{})}
+	h, err := NewHub(testConfig(Config{Broker: b}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	err = h.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Broker's Close") {
+		t.Fatalf("Shutdown = %v, want its context's error naming the Broker's Close", err)
+	}
+	if took := time.Since(began); took > 2*time.Second { // a liveness bound: the Close takes 3 s
+		t.Fatalf("Shutdown took %v with a 200ms context", took)
+	}
+}
+
+// A Shutdown whose context ends while a stream is still ending closes the
+// Broker all the same, so that nothing of the broker's (a follower reading
+// Redis) outlives the hub; the stream ends by the write timeout.
+func TestShutdownThatGivesUpClosesTheBroker(t *testing.T) {
+	b := &closingBroker{memoryBroker: newMemoryBroker(16, 16), closed: make(chan struct{})}
+	release := make(chan struct{})
+	defer close(release)
+	h, srv := newTestHub(t, Config{Broker: b, OnConnect: func(StreamInfo) { <-release }})
+	go func() {
+		resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL, nil))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	waitStreams(t, h, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := h.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1 streams") {
+		t.Fatalf("Shutdown = %v, want its context's error saying a stream was still ending", err)
+	}
+	within(t, "the Broker's Close", b.closed)
+}

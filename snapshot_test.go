@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -502,5 +504,46 @@ func TestSubscribeWhoseStateFails(t *testing.T) {
 	}
 	if want := "speed 1,after"; strings.Join(got, ",") != want {
 		t.Fatalf("the resume got %s, want %s", strings.Join(got, ","), want)
+	}
+}
+
+// A stream whose snapshot the Broker fails writes nothing, not even its
+// reset: OnConnect is told StartUnavailable, the stream ends as
+// unavailable, and the client's retry, with the same Last-Event-ID, gets
+// its whole start.
+func TestFailedSnapshotWritesNothing(t *testing.T) {
+	b := &stallingBroker{memoryBroker: newMemoryBroker(64, 64), stalled: make(chan struct{}), release: make(chan struct{}), fail: true}
+	close(b.release)
+	starts := make(chan StartKind, 4)
+	h, srv := newTestHub(t, Config{Broker: b, Heartbeat: -1, OnConnect: func(s StreamInfo) { starts <- s.Start }})
+	h.Broadcast(Event{Key: "k", Data: []byte("state")})
+	for _, last := range []string{"", "nonsense"} { // fresh; an id to reset
+		b.armed.Store(true)
+		b.stalled = make(chan struct{})
+		var header http.Header
+		if last != "" {
+			header = lastEventID(last)
+		}
+		c, resp := tryDial(t, nil, srv.URL, header)
+		giveUp := time.AfterFunc(testTimeout, c.close) // a failure, not a hang, if the stream goes on
+		body, err := io.ReadAll(resp.Body)
+		giveUp.Stop()
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || strings.Contains(string(body), "data:") || strings.Contains(string(body), "id:") {
+			t.Fatalf("Last-Event-ID %q: a failed snapshot wrote %s %q (%v)", last, resp.Status, body, err)
+		}
+		if k := <-starts; k != StartUnavailable {
+			t.Fatalf("Last-Event-ID %q: OnConnect saw %v", last, k)
+		}
+	}
+	if st := h.Stats(); st.ReplayFailures != 2 || st.Resets != 0 || st.Snapshots != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	c := dial(t, nil, srv.URL, lastEventID("nonsense"))
+	if ev := c.next(); ev.Type != ResetEvent {
+		t.Fatalf("the retry got %s %q first", ev.Type, ev.Data)
+	}
+	if ev := c.next(); string(ev.Data) != "state" {
+		t.Fatalf("the retry got %q, want the snapshot", ev.Data)
 	}
 }

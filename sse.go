@@ -32,8 +32,10 @@
 //     before it that the stream is entitled to has been written, so a
 //     stream cut short resumes where it really stopped.
 //   - Shutdown: [Hub.Shutdown] ends every stream and returns once every
-//     goroutine the hub started or runs on has finished, or its context
-//     ends. The hooks may call it.
+//     goroutine the hub started or runs on has finished and the Broker is
+//     closed, or by its context's deadline, with an error that says what
+//     it did not finish (it closes the Broker all the same). The hooks may
+//     call it.
 //
 // # Serving and shutting down
 //

@@ -51,6 +51,10 @@ type stream struct {
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
 
+	endAt     time.Time        // when it ends (credential expiry, MaxLifetime); zero if never: see Hub.schedule
+	endReason DisconnectReason // what it ends as then
+	endIndex  int              // in the hub's heap of ends; -1 when not in it; guarded by the hub's ends.mu
+
 	began      time.Time   // when its handler began
 	serverCut  time.Time   // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
 	noDeadline bool        // writer-owned: the ResponseWriter takes no write deadline
@@ -61,11 +65,12 @@ type stream struct {
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 	s := &stream{
-		hub:  h,
-		info: info,
-		w:    w,
-		rc:   http.NewResponseController(w),
-		wake: make(chan struct{}, 1),
+		hub:      h,
+		info:     info,
+		w:        w,
+		rc:       http.NewResponseController(w),
+		wake:     make(chan struct{}, 1),
+		endIndex: -1,
 	}
 	if info.Request != nil {
 		s.addr = remoteHost(info.Request.RemoteAddr)

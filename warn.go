@@ -13,6 +13,7 @@ const (
 	warnServerTimeout                // such a ResponseWriter under http.Server.WriteTimeout
 	warnStuck                        // Shutdown gave up on such streams
 	warnPublishHangs                 // Shutdown gave up waiting for Broker.Publish
+	warnGaveUp                       // Shutdown's context ended before it was done
 	warnEncoding                     // middleware compresses a stream
 	warnKinds
 )

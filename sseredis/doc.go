@@ -9,7 +9,7 @@
 //		rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //		defer rdb.Close()
 //		var hubs []*sse.Hub
-//		for _, addr := range []string{":8081", ":8082"} {
+//		for _, addr := range []string{"localhost:8081", "localhost:8082"} {
 //			broker, err := sseredis.New(rdb, sseredis.Options{Stream: "app:events"})
 //			if err != nil {
 //				log.Fatal(err)
@@ -44,9 +44,14 @@
 // that reads the stream after its last id (a blocking XREAD wakes it) and
 // delivers in order; when Redis is unreachable it retries with backoff
 // and continues from its last id, so a node that loses Redis for a while
-// catches up with everything Redis kept. Replay reads the entries after a
-// Last-Event-ID with XRANGE, in one script with the checks that decide
-// whether the resume is exact.
+// catches up with everything Redis kept. The follower reads on a Redis
+// client of its own, built from the one given to New (see New), so that it
+// never holds a connection publishes need, and so that Close can cut it at
+// once. Replay reads the entries after a Last-Event-ID with XRANGE, and
+// Snapshot the states, in pages of at most 256 entries or about 256 KiB,
+// one script each: the first page's script also decides whether the resume
+// is exact, and each later one checks that nothing the stream is to
+// receive left Redis meanwhile.
 //
 // Positions are "<epoch>-<stream id>", for example
 // "k3x9p2ab-1733061234567-0", at most 43 bytes. The epoch is a random word
@@ -62,34 +67,79 @@
 // record); "sse:events:state:<audience>" and
 // "sse:events:state-order:<audience>" (keyed states); "sse:events:ids" and
 // "sse:events:ids-order" (application-set IDs); short-lived
-// "sse:events:pub:<token>" keys that make a retried Publish idempotent.
+// "sse:events:pub:<token>" keys that make a retried Publish idempotent;
+// and "sse:events:wake:<token>", one per Broker, an entry in which wakes
+// its follower (it expires a minute after its last use).
 //
 // # What replication can and cannot promise
 //
-// Redis replication is asynchronous: a primary acknowledges an XADD before
-// its replicas have it, and a failover to a replica can lose writes that
-// were acknowledged (Publish returned nil, and some nodes may even have
-// delivered them). Persistence has the same window: a restart from an RDB
-// snapshot, or from an AOF not fsynced on every write, comes back without
-// the latest writes. The broker cannot undo that, but it turns it into a
-// reset, never a silent gap: a follower that finds the stream no longer
-// holding the last entry it delivered (the stream ends before it, or the
-// entry is gone although nothing trimmed it) starts a new epoch in Redis
-// and carries on after the newest entry it had that Redis still holds;
-// every other node moves to the new epoch when it sees it, and clients
-// holding ids of the old one are reset with "epoch". A Replay from an id
-// that Redis neither holds nor trimmed is answered "unknown".
+// The promise is that of the hub: a client never lives with a silent gap.
+// What it was to receive and did not get ends its stream, and it resumes
+// from what it got, exactly or with one ResetEvent. How each fault looks
+// to a client:
 //
-// What stays out of reach: writes lost before any follower delivered them
-// are lost without a trace (no stream received them, so no client has a
-// gap, but their publishers were told they succeeded); and the check runs
-// when a follower reads, so a client that resumes on a node before its
-// follower noticed the loss may be replayed from the new primary's history
-// for an id it still holds. Where acknowledged writes must survive a
-// failover, run Redis with WAIT-based or synchronous replication (outside
-// this broker); where a restart must not reset clients, enable AOF with
-// appendfsync always: the epoch and the history then survive it and clients
-// resume exactly.
+// Redis loses its data (FLUSHALL, a restart without persistence, a
+// failover to an empty replica). Publishes fail while Redis is down; the
+// first script to run afterwards starts a new epoch. Each node finds it at
+// its follower's next read: at once when an event is published, when a
+// replay or a snapshot reaches a position Redis no longer holds (the
+// broker then wakes its follower), else within Options.Block. It then ends
+// every stream it serves (sse.BrokerHandler.HandleGap), even one that may
+// have missed nothing, since nothing tells whether Redis held entries the
+// node had not read when it lost them. Each client comes back with an id
+// of the old epoch and gets one reset ("epoch"), followed by every event
+// of the new epoch it may receive (sse.EpochOrigin; its snapshot instead
+// if History no longer holds them all), then live events.
+// Lost for good: what Redis held and a node had not delivered (its
+// clients' resets say so), the history, keyed state and application-set ID
+// index of the old epoch (clients that resume from those ids are reset).
+//
+// A frozen Redis (its process stopped, a stuck disk: connections open,
+// nothing answers). Publishes fail after the client's ReadTimeout and
+// WriteTimeout. Streams stay open and receive nothing; a stream that
+// starts needs a replay or a snapshot, which fail likewise, so it ends
+// before writing anything and its client retries. Followers wait (an
+// XREAD gives up after Options.Block plus 10 s, then retries). When Redis
+// answers again, every follower goes on from its last id: nothing is
+// lost, nobody is reset. A Hub's Shutdown meanwhile closes the broker at
+// once (Close sends Redis nothing).
+//
+// One node's link to Redis stalls or breaks (a partition). That node is
+// as with a frozen Redis; the others go on. When the link comes back, its
+// follower catches up with everything Redis kept, and its streams receive
+// what they missed, exactly, unless meanwhile Redis trimmed entries the
+// node had not read (see a node that fell behind the trim) or lost its
+// data (see above: its streams end).
+//
+// A failover or restart that loses acknowledged writes (Redis replicates
+// asynchronously: a primary acknowledges an XADD before its replicas have
+// it; a restart from an RDB snapshot, or from an AOF not fsynced on every
+// write, comes back without the latest writes). The epoch survives, but
+// the stream no longer holds entries some node delivered. The first
+// follower to read finds its last delivered entry gone (a replay or a
+// snapshot reaching such a position wakes it) and starts a new epoch after
+// the newest entry Redis kept at or before it: events published to the
+// new primary since belong to the new epoch. Every node ends its streams
+// when it finds the new epoch, and each client resumes with one reset
+// ("epoch") followed by the new epoch's events. A client resuming from an
+// id of a lost write before that is reset ("unknown"). Lost for good: the
+// lost writes, although their publishers were told they succeeded (the
+// clients that got them keep them); writes lost before any follower read
+// them leave no trace at all: no client got them, so none has a gap, and
+// nothing can tell. Where acknowledged writes must survive a failover,
+// run Redis with WAIT-based or synchronous replication (outside this
+// broker); where a restart must not reset clients, enable AOF with
+// appendfsync always: the epoch and the history then survive it and
+// clients resume exactly.
+//
+// A node that fell behind the trim (its follower cut off or slow while
+// other nodes published more than History entries). Its follower finds
+// entries trimmed before it read them, logs it at Error and ends the
+// node's streams (HandleGap). Each client resumes from what it got,
+// checked against the eviction record: exactly when nothing of its
+// audiences was trimmed after its id, else with one reset ("expired"),
+// followed by its snapshot. Lost for good: the trimmed events, for the
+// clients that had not got them. The epoch stays.
 //
 // # Limits
 //
@@ -98,13 +148,9 @@
 //     position of its event; one forgotten, or one that has the shape of a
 //     position, is reset ("unknown", "epoch"). ComparePositions cannot
 //     order them (see there).
-//   - A node whose follower falls more than History entries behind (cut off
-//     from Redis while other nodes publish) cannot deliver the trimmed
-//     entries: the broker logs it at Error and reports it to the hub
-//     (sse.BrokerHandler.HandleGap), which ends its streams; their clients resume from
-//     what they received, checked against the eviction record (exact, or
-//     one reset). Keep History above what is published during the outages
-//     you expect, or every such outage ends a node's streams.
+//   - Keep History above what is published during the outages you expect
+//     (a node cut off from Redis while the others publish): past it, every
+//     such outage ends the node's streams (see above).
 //   - The eviction record remembers 65,536 audiences, folding the least
 //     recently evicted into one conservative bound. Keyed states are
 //     bounded per audience (Options.Keys), not in total bytes, and the
@@ -113,9 +159,15 @@
 //     ran the script) returns an error although the event was added;
 //     retries by go-redis within 10 s carry a token, so they do not add it
 //     twice (each publish leaves a small key for 10 s).
-//   - Close wakes the follower's XREAD through a key of the broker's own
-//     ("<Stream>:wake:<random>", deleted again); with Redis unreachable it
-//     may wait up to Options.Block for it.
+//   - A replay or a snapshot in pages is not one atomic read: should Redis
+//     trim entries of the stream's audiences it has not read yet, or lose
+//     its data, between two pages, it fails and the hub ends the stream,
+//     whose client retries from its Last-Event-ID.
+//   - Each Broker opens one connection of its own per Redis node for its
+//     follower (for a *redis.Client or *redis.ClusterClient). With any
+//     other client, the follower holds one of its connections, and Close
+//     may wait up to Options.Block plus 10 s for it when Redis does not
+//     answer.
 //   - Redis must not evict the broker's keys: run it with maxmemory-policy
 //     noeviction (or a volatile-* policy). A lost epoch key starts a new
 //     epoch; a lost eviction record would make resumes wrongly exact.

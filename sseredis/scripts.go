@@ -23,8 +23,12 @@ var (
 	luaBump string
 	//go:embed lua/replay.lua
 	luaReplay string
+	//go:embed lua/page.lua
+	luaPage string
 	//go:embed lua/snapshot.lua
 	luaSnapshot string
+	//go:embed lua/wake.lua
+	luaWake string
 )
 
 var (
@@ -33,7 +37,9 @@ var (
 	fetchScript    = redis.NewScript(luaCommon + luaFetch)
 	bumpScript     = redis.NewScript(luaCommon + luaBump)
 	replayScript   = redis.NewScript(luaCommon + luaReplay)
+	pageScript     = redis.NewScript(luaCommon + luaPage)
 	snapshotScript = redis.NewScript(luaCommon + luaSnapshot)
+	wakeScript     = redis.NewScript(luaCommon + luaWake)
 )
 
-var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, snapshotScript}
+var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, pageScript, snapshotScript, wakeScript}

@@ -1,24 +1,19 @@
 -- fetch reads the entries after a follower's last id, atomically with the
--- epoch they belong to. It answers {"epoch", epoch, resume} when the epoch
--- is not the follower's: resume is the newest entry at or before both the
--- follower's last id and the epoch's base, where the follower carries on
--- in the new epoch; {"behind", epoch, newest} when the stream ends before
--- the follower's last id or lost it (a failover to a replica that missed
--- writes), else {"ok", epoch, gap, entries}: gap is the newest trimmed id
--- if entries after last were trimmed before the follower read them, else
--- "".
+-- epoch they belong to. It answers {"epoch", epoch, base} when the epoch is
+-- not the follower's: the follower carries on after the new epoch's base;
+-- {"behind", epoch, newest} when the stream ends before the follower's
+-- last id or lost it (a failover to a replica that missed writes), else
+-- {"ok", epoch, gap, entries}: gap is the newest trimmed id if entries
+-- after last were trimmed before the follower read them, else "".
 --
--- KEYS: stream, epoch, meta. ARGV: candidate epoch, known epoch, last id,
--- count.
+-- It deletes the follower's wake key: a wake before the fetch has been
+-- answered by it, one after it wakes the XREAD that follows.
+--
+-- KEYS: stream, epoch, meta, wake key. ARGV: candidate epoch, known epoch,
+-- last id, count.
+redis.call("DEL", KEYS[4])
 local word, base = ensureEpoch(KEYS[2], ARGV[1], KEYS[1])
-if word ~= ARGV[2] then
-  local lim = base
-  if idlt(ARGV[3], base) then lim = ARGV[3] end
-  local at = redis.call("XREVRANGE", KEYS[1], lim, "-", "COUNT", 1)
-  local resume = "0-0"
-  if #at > 0 then resume = at[1][1] end
-  return {"epoch", word, resume}
-end
+if word ~= ARGV[2] then return {"epoch", word, base} end
 local top = newest(KEYS[1])
 if idlt(top, ARGV[3]) or not kept(KEYS[1], KEYS[3], ARGV[3]) then return {"behind", word, top} end
 local gap = ""

@@ -1,6 +1,6 @@
--- head returns the epoch and the newest id of the stream, creating the
--- epoch if needed: where a follower starts.
+-- head returns the epoch, the newest id of the stream and the epoch's base,
+-- creating the epoch if needed: where a follower starts.
 --
 -- KEYS: stream, epoch. ARGV: candidate epoch.
-local word = ensureEpoch(KEYS[2], ARGV[1], KEYS[1])
-return {word, newest(KEYS[1])}
+local word, base = ensureEpoch(KEYS[2], ARGV[1], KEYS[1])
+return {word, newest(KEYS[1]), base}
