@@ -113,10 +113,11 @@ func (r *run) freeze(rs *redisServer, d time.Duration) {
 
 // flushAll empties Redis (FLUSHALL) between two publishes, while both
 // nodes follow and serve: every entry the stream held is lost, its epoch
-// too. Half the time one node's link is cut for a moment before and until
-// just after, so that it lags: it had not delivered everything lost.
+// too. Every other time (from the second) one node's link is cut for a
+// moment before and until just after, so that it lags: it had not
+// delivered everything lost.
 func (r *run) flushAll(rs *redisServer, rng *rand.Rand) {
-	lag := r.lag(rng)
+	lag := r.lag(rng, r.faults.flushes.Load()%2 == 1)
 	defer r.unlag(lag)
 	r.pubMu.Lock()
 	defer r.pubMu.Unlock()
@@ -140,13 +141,13 @@ func (r *run) flushAll(rs *redisServer, rng *rand.Rand) {
 }
 
 // stall cuts one node's link to Redis for pause (longer if need be),
-// while the publisher goes on through the other node; every other stall
-// also publishes a burst of 1.5 × history broadcasts through the other
-// node, so that the stalled node's follower falls behind the trimmed
-// history.
+// while the publisher goes on through the other node, each node in turn.
+// The first two stalls, and every other two after, also publish a burst
+// of 1.5 × history broadcasts through the other node, so that the stalled
+// node's follower falls behind the trimmed history.
 func (r *run) stall(pause time.Duration, done <-chan struct{}) {
 	s := int(r.faults.pauses.Add(1) - 1)
-	n, burst := s/2%len(r.nodes), s%2 == 0
+	n, burst := s%len(r.nodes), s/2%2 == 0
 	other := (n + 1) % len(r.nodes)
 	end := time.Now().Add(pause)
 	r.stalled.Store(int32(n + 1))
@@ -179,8 +180,8 @@ func later(a, b time.Time) time.Time {
 // the replica's link is cut for a moment while the nodes publish and
 // deliver, the primary is then killed (and what it had not sent the
 // replica with it), the replica promoted and both nodes' proxies pointed
-// at it. Half the time one node's own link is cut meanwhile, so that it
-// lags: it had not delivered what was lost. The old primary comes back as
+// at it. Every other time (from the first) one node's own link is cut
+// meanwhile, so that it lags: it had not delivered what was lost. The old primary comes back as
 // an empty replica of the new one, for the next failover.
 //
 // The publisher waits from the kill until both nodes' followers are in
@@ -201,7 +202,7 @@ func (r *run) failover(rs *redisServer, rng *rand.Rand) {
 		return
 	}
 	repl.pause(true)
-	lag := r.lag(rng) // and the writes the replica misses
+	lag := r.lag(rng, r.faults.failovers.Load()%2 == 0) // and the writes the replica misses
 
 	r.pubMu.Lock()
 	ok := r.failOver(rs, old, replica, repl, lag)
@@ -310,12 +311,12 @@ func (r *run) failOver(rs *redisServer, old, replica *redisproc.Server, repl *pr
 	}
 }
 
-// lag cuts, half the time, a random node's link to Redis, and publishes
-// through the other for 0.3 to 1 s: that node lags. It returns the node,
-// or -1.
-func (r *run) lag(rng *rand.Rand) int {
+// lag waits 0.3 to 1 s while the publisher goes on; with cut, it cuts a
+// random node's link to Redis meanwhile, and the publisher goes on through
+// the other: that node lags. It returns the node, or -1.
+func (r *run) lag(rng *rand.Rand, cut bool) int {
 	lag := -1
-	if rng.IntN(2) == 0 {
+	if cut {
 		lag = rng.IntN(len(r.nodes))
 		r.stalled.Store(int32(lag + 1))
 		r.nodes[lag].proxy.pause(true)
