@@ -53,7 +53,8 @@ type session struct {
 	reset      bool   // a reset without a position: events of the current epoch may come before the marker
 	node       int    // the node it is to
 	opened     time.Time
-	events     int // events received on it
+	events     int      // events received on it
+	first      []string // its first few events, for the logs
 }
 
 func newClient(r *run, i int) *client {
@@ -228,6 +229,10 @@ func (c *client) dial() *session {
 // returns false when the protocol is broken beyond checking the rest.
 func (c *client) take(cn *session, ev sse.Event) bool {
 	cn.events++
+	if len(cn.first) < 4 {
+		g, _ := c.r.ledger.g(ev.ID)
+		cn.first = append(cn.first, fmt.Sprintf("%s id=%s (%d) data=%q", ev.Type, ev.ID, g, ev.Data))
+	}
 	switch ev.Type {
 	case sse.PositionEvent:
 		g, ok := c.r.positionG(ev.ID)
@@ -374,8 +379,8 @@ func (c *client) skip(a audience, from, to int, where string) {
 		return
 	}
 	if s := c.sess; s != nil {
-		where += fmt.Sprintf(", on a connection to node %d opened %v ago with Last-Event-ID %q (event %d), %d events into it",
-			s.node, time.Since(s.opened).Round(time.Millisecond), s.sent, s.resumeG, s.events)
+		where += fmt.Sprintf(", on a connection to node %d opened %v ago with Last-Event-ID %q (event %d), %d events into it, the first %q",
+			s.node, time.Since(s.opened).Round(time.Millisecond), s.sent, s.resumeG, s.events, s.first)
 	}
 	if lost > 0 {
 		c.r.logf("client %s: lost %d events of audience %d %s", c.id, lost, a, where)
@@ -409,7 +414,7 @@ func (c *client) judgeReset(cn *session, why string) {
 		return
 	}
 	first := c.r.ledger.firstAfter(c.auds, cn.resumeG)
-	now := c.r.ledger.published()
+	now := c.r.ledger.added() // one being published may be in Redis already
 	switch {
 	case first == 0 || first > now-c.r.history:
 		c.spurious++

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -340,4 +343,40 @@ func minKey(m map[int]bool, none int) int {
 		least = min(least, k)
 	}
 	return least
+}
+
+// watchFollowers logs, with -v, each node's follower that told its hub
+// nothing for 3 s while publishes went on.
+func (r *run) watchFollowers(done <-chan struct{}) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	quiet := make([]bool, len(r.nodes))
+	dumped := make([]bool, len(r.nodes))
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		for i, n := range r.nodes {
+			since := time.Since(time.Unix(0, n.tap.lastNews.Load()))
+			behind := int64(r.ledger.lastCertain()) > n.tap.delivered.Load()
+			switch {
+			case since > 3*time.Second && behind && !quiet[i]:
+				quiet[i] = true
+				r.logf("node %d: its follower told nothing for %v; it delivered event %d, %d was published",
+					i, since.Round(time.Millisecond), n.tap.delivered.Load(), r.ledger.lastCertain())
+			case since > 6*time.Second && behind && quiet[i] && !dumped[i]:
+				dumped[i] = true
+				buf := make([]byte, 4<<20)
+				name := fmt.Sprintf("%s/soak-%d-node%d-stacks.txt", os.TempDir(), r.seed, i)
+				if err := os.WriteFile(name, buf[:runtime.Stack(buf, true)], 0o644); err == nil {
+					r.logf("node %d: its follower told nothing for %v: the goroutines are in %s", i, since.Round(time.Millisecond), name)
+				}
+			case since < time.Second && quiet[i]:
+				quiet[i] = false
+				r.logf("node %d: its follower goes on, at event %d", i, n.tap.delivered.Load())
+			}
+		}
+	}
 }

@@ -211,6 +211,14 @@ func (l *ledger) lastCertain() int {
 	return 0
 }
 
+// added returns how many events the publisher started to publish: those
+// settled, and the one being published, if any.
+func (l *ledger) added() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.entries)
+}
+
 // counts returns the certain and uncertain publishes.
 func (l *ledger) counts() (ok, failed int) {
 	l.mu.RLock()

@@ -139,7 +139,7 @@ func soak() int {
 		life        = flag.Duration("life", 2*time.Second, "mean time until a connection's fault")
 		burstEvery  = flag.Duration("burst-every", 5*time.Second, "how often a burst of 1.5 × history events is published (0: never)")
 		disconnects = flag.Float64("disconnects", 5, "Hub.Disconnect calls per second")
-		redisAddr   = flag.String("redis", "", `run two hubs on one Redis: "auto" starts a redis-server (and restarts it during the run), or the address of one`)
+		redisAddr   = flag.String("redis", "", `run two hubs on one Redis: "auto" starts a redis-server and a replica (and injects the Redis faults), or the address of one (only link stalls)`)
 		redisBin    = flag.String("redis-server", "redis-server", "the redis-server binary for -redis auto")
 		redisFaults = flag.Duration("redis-faults", 5*time.Second, "with -redis: how often a Redis fault starts; in turn, with auto: a failover, a FLUSHALL, a stall of a node's link, a freeze (SIGSTOP), a restart")
 		pause       = flag.Duration("pause", 3*time.Second, "with -redis: how long a stall of a node's link to Redis lasts, at least")
@@ -226,6 +226,9 @@ func soak() int {
 	faults.Go(func() { r.injectDisconnects(rng.Uint64(), *disconnects, faultsDone) })
 	if r.redis {
 		faults.Go(func() { r.injectRedisFaults(rs, *redisFaults, *pause, faultsDone) })
+		if r.verbose {
+			faults.Go(func() { r.watchFollowers(faultsDone) })
+		}
 	}
 	r.publish(rand.New(rand.NewPCG(*seed, 1<<41)), *rate, *duration, *burstEvery)
 	close(faultsDone)
@@ -458,7 +461,7 @@ type countingHandler struct{ r *run }
 
 func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 func (h *countingHandler) Handle(_ context.Context, rec slog.Record) error {
-	if h.r.warnings.Add(1) <= 20 {
+	if h.r.warnings.Add(1) <= 60 {
 		var b strings.Builder
 		rec.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
 		h.r.debugf("hub: %s%s", rec.Message, b.String())

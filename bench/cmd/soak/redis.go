@@ -145,7 +145,7 @@ func redisNode(r *run, cfg sse.Config, redisAddr, stream string) (*node, error) 
 		p.close()
 		return nil, err
 	}
-	t := &tap{Broker: b, r: r}
+	t := &tap{Broker: b, r: r, node: len(r.nodes)}
 	cfg.Broker = t
 	hub, err := sse.NewHub(cfg)
 	if err != nil {
@@ -173,8 +173,10 @@ func redisNode(r *run, cfg sse.Config, redisAddr, stream string) (*node, error) 
 type tap struct {
 	*sseredis.Broker
 	r         *run
+	node      int
 	delivered atomic.Int64           // the newest event its follower delivered
 	epoch     atomic.Pointer[string] // the epoch of its follower's deliveries
+	lastNews  atomic.Int64           // when the follower last told the hub anything (UnixNano)
 }
 
 func (t *tap) Publish(ctx context.Context, m *sse.Message) error {
@@ -210,6 +212,7 @@ type tapHandler struct {
 }
 
 func (th tapHandler) HandleMessage(m *sse.Message) {
+	th.t.lastNews.Store(time.Now().UnixNano())
 	if g, ok := messageG(m.Body); ok {
 		th.t.r.ledger.learn(m.Pos, g)
 		if int64(g) > th.t.delivered.Load() {
@@ -221,13 +224,17 @@ func (th tapHandler) HandleMessage(m *sse.Message) {
 }
 
 func (th tapHandler) HandleGap(pos string) {
-	th.t.r.ledger.era(pos)
+	th.t.lastNews.Store(time.Now().UnixNano())
+	g, _ := th.t.r.ledger.g(pos)
+	th.t.r.debugf("node %d: gap at %s (event %d), having delivered event %d", th.t.node, pos, g, th.t.delivered.Load())
 	th.t.setEpoch(pos)
 	th.h.HandleGap(pos)
 }
 
 func (th tapHandler) HandleEpoch(pos string) {
-	th.t.r.ledger.era(pos)
+	th.t.lastNews.Store(time.Now().UnixNano())
+	g, _ := th.t.r.ledger.g(pos)
+	th.t.r.debugf("node %d: epoch at %s (event %d), having delivered event %d", th.t.node, pos, g, th.t.delivered.Load())
 	th.t.setEpoch(pos)
 	th.h.HandleEpoch(pos)
 }
