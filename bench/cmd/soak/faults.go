@@ -104,7 +104,9 @@ func (r *run) freeze(rs *redisServer, d time.Duration) {
 		r.faultErrorf("freeze: %v", err)
 		return
 	}
+	r.frozen.Store(true)
 	time.Sleep(d)
+	r.frozen.Store(false)
 	if err := rs.primary.Signal(syscall.SIGCONT); err != nil {
 		r.faultErrorf("freeze: SIGCONT: %v", err)
 		return
@@ -153,8 +155,7 @@ func (r *run) stall(pause time.Duration, done <-chan struct{}) {
 	n, burst := s%len(r.nodes), s/2%2 == 0
 	other := (n + 1) % len(r.nodes)
 	end := time.Now().Add(pause)
-	r.stalled.Store(int32(n + 1))
-	r.nodes[n].proxy.pause(true)
+	r.cut(n)
 	r.debugf("link of node %d to redis stalled (burst %v)", n, burst)
 	if burst && other != n {
 		time.Sleep(100 * time.Millisecond)
@@ -321,12 +322,20 @@ func (r *run) lag(rng *rand.Rand, cut bool) int {
 	lag := -1
 	if cut {
 		lag = rng.IntN(len(r.nodes))
-		r.stalled.Store(int32(lag + 1))
-		r.nodes[lag].proxy.pause(true)
+		r.cut(lag)
 		r.debugf("node %d lags", lag)
 	}
 	time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
 	return lag
+}
+
+// cut cuts node n's link to Redis between two publishes: the next ones go
+// through the other node.
+func (r *run) cut(n int) {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	r.stalled.Store(int32(n + 1))
+	r.nodes[n].proxy.pause(true)
 }
 
 func (r *run) unlag(lag int) {
@@ -359,6 +368,10 @@ func (r *run) watchFollowers(done <-chan struct{}) {
 		case <-t.C:
 		}
 		for i, n := range r.nodes {
+			if int(r.stalled.Load()) == i+1 || r.frozen.Load() {
+				n.tap.lastNews.Store(time.Now().UnixNano()) // its silence is the fault's
+				continue
+			}
 			since := time.Since(time.Unix(0, n.tap.lastNews.Load()))
 			behind := int64(r.ledger.lastCertain()) > n.tap.delivered.Load()
 			switch {

@@ -81,6 +81,7 @@ type run struct {
 	faultErrs atomic.Int64 // faults that could not be injected as they should
 	pubMu     sync.Mutex   // held across each publish: the ledger's order is Redis's
 	stalled   atomic.Int32 // 1 + the node whose link to Redis is cut, or 0
+	frozen    atomic.Bool  // Redis is stopped (SIGSTOP)
 	warnings  atomic.Int64
 	logged    atomic.Int64
 	nclients  int
