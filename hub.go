@@ -169,10 +169,28 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 }
 
 // Disconnect ends every open stream of clientID, after each has written what
-// was already queued to it, and returns how many streams that was. Browsers
-// reconnect unless the application answers their next request with an
-// error status from Config.ClientID.
+// was already queued to it, and returns how many streams that was on this
+// hub. With a Broker that carries controls to its other hubs
+// (ControlBroker, as sseredis does), the client's streams on every node
+// end too: the way to cut a user whose access was revoked, together with
+// Config.ClientID or Config.Authenticate refusing the user's next
+// request (a browser then stops reconnecting). Otherwise browsers
+// reconnect. An error of the Broker's in sending the control is logged;
+// the streams on this hub end all the same.
 func (h *Hub) Disconnect(clientID string) int {
+	n := h.disconnect(clientID)
+	if cb, ok := h.broker.(ControlBroker); ok && !h.closing.Load() {
+		ctx, cancel := context.WithTimeout(h.pubCtx, h.cfg.WriteTimeout)
+		defer cancel()
+		if err := cb.PublishDisconnect(ctx, clientID); err != nil {
+			h.log.Warn("sse: the Broker could not carry a Disconnect to the other hubs", "client", clientID, "err", err)
+		}
+	}
+	return n
+}
+
+// disconnect ends clientID's streams on this hub.
+func (h *Hub) disconnect(clientID string) int {
 	h.mu.RLock()
 	streams := append([]*stream(nil), h.reg.byID[clientID]...)
 	h.mu.RUnlock()

@@ -398,6 +398,7 @@ type onMessage struct {
 func (h onMessage) HandleMessage(m *sse.Message) { h.fn(m) }
 func (h onMessage) HandleGap(pos string)         { h.t.Logf("gap at %s", pos) }
 func (h onMessage) HandleEpoch(pos string)       { h.t.Logf("epoch at %s", pos) }
+func (h onMessage) HandleDisconnect(id string)   { h.t.Logf("disconnect %s", id) }
 
 // brokerGoroutines returns the stacks of the goroutines running a method
 // of b.

@@ -239,6 +239,8 @@ func (th tapHandler) HandleEpoch(pos string) {
 	th.h.HandleEpoch(pos)
 }
 
+func (th tapHandler) HandleDisconnect(clientID string) { th.h.HandleDisconnect(clientID) }
+
 // messageG returns the event number of an encoded soak event.
 func messageG(body []byte) (int, bool) {
 	i := bytes.Index(body, []byte("data: "))
