@@ -185,8 +185,9 @@ func later(a, b time.Time) time.Time {
 // deliver, the primary is then killed (and what it had not sent the
 // replica with it), the replica promoted and both nodes' proxies pointed
 // at it. Every other time (from the first) one node's own link is cut
-// meanwhile, so that it lags: it had not delivered what was lost. The old primary comes back as
-// an empty replica of the new one, for the next failover.
+// meanwhile, so that it lags: it had not delivered what was lost. The old
+// primary comes back as an empty replica of the new one, for the next
+// failover.
 //
 // The publisher waits from the kill until both nodes' followers are in
 // the new epoch: a publish between the promotion and the first follower's
