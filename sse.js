@@ -155,6 +155,10 @@ class Stream {
       fns = new Map();
       this.#listeners.set(type, fns);
       this.#conn?.listen?.(type);
+      if (this.#shared && !this.#shared.types.has(type)) {
+        this.#learn(type);
+        this.#shared.ch.postMessage({ k: "types", types: [type] });
+      }
     }
     let token = fns.get(fn);
     if (!token) {
@@ -293,10 +297,10 @@ class Stream {
     }
     const es = new EventSource(url, { withCredentials: !!o.withCredentials });
     conn.stop = () => es.close();
-    const types = new Set();
+    const listening = new Set();
     conn.listen = (type) => {
-      if (types.has(type)) return;
-      types.add(type);
+      if (listening.has(type)) return;
+      listening.add(type);
       es.addEventListener(type, (e) => {
         // "open" and "error" listeners also get the EventSource's own events.
         if (conn !== this.#conn || !(e instanceof MessageEvent)) return;
@@ -304,7 +308,8 @@ class Stream {
         this.#receive(e.type, e.data, e.lastEventId);
       });
     };
-    for (const type of ["message", "sse-reset", "sse-position", ...this.#listeners.keys()]) conn.listen(type);
+    const types = ["message", "sse-reset", "sse-position", ...this.#listeners.keys(), ...(this.#shared?.types ?? [])];
+    for (const type of types) conn.listen(type);
     es.onopen = () => conn === this.#conn && this.#setState("open");
     es.onerror = () => {
       if (conn !== this.#conn) return;
@@ -487,13 +492,17 @@ class Stream {
   // leader's tab closes, the browser gives the lock to another tab, which
   // connects from the last position it saw. Repeats are possible only around
   // a takeover (a follower was ahead of the new leader), and they are
-  // dropped by id: every event of a hub has an id of its own.
+  // dropped by id: every event of a hub has an id of its own. An
+  // EventSource dispatches only the types it has listeners for, so every
+  // tab tells the others the types it listens to, and a leader listens to
+  // all of them.
 
   #share(name) {
     const seen = new Set();
     const sh = {
       name,
       leader: false,
+      types: new Set(), // the types any of the tabs listens to
       ch: new BroadcastChannel(name),
       abort: new AbortController(),
       release: null, // lets the lock go
@@ -546,13 +555,21 @@ class Stream {
     if (this.#shared?.leader && !this.#closed) this.#shared.ch.postMessage(msg);
   }
 
+  // #learn notes a type some tab listens to.
+  #learn(type) {
+    this.#shared.types.add(type);
+    this.#conn?.listen?.(type);
+  }
+
   #onShared(m) {
     const sh = this.#shared;
     if (this.#closed) return;
+    for (const type of m.types ?? []) if (!sh.types.has(type)) this.#learn(type);
+    if (m.k === "types") return;
     if (m.k === "hello" || m.k === "ask") {
       // A new tab, or a new leader without a position.
       if ((sh.leader && m.k === "hello") || (this.#lastEventId && m.k === "ask")) {
-        sh.ch.postMessage({ k: "welcome", id: this.#lastEventId, state: this.#state });
+        sh.ch.postMessage({ k: "welcome", id: this.#lastEventId, state: this.#state, types: [...sh.types] });
       }
       return;
     }

@@ -1,8 +1,10 @@
 package interop
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +196,56 @@ func TestModuleTabsDropRepeats(t *testing.T) {
 	follower.eval(`return got;`, &got)
 	if want := fmt.Sprint([]string{"0", "1", "2", "new", "1 after the reset"}); fmt.Sprint(got) != want {
 		t.Fatalf("the follower got %q, want %s", got, want)
+	}
+}
+
+// A shared EventSource receives the types every tab listens to, not only
+// the leader's (an EventSource dispatches a named event only to a listener
+// of its type): a follower's type, one a tab registers after it joined,
+// and after the leader's tab closes, the new leader listens to them all.
+func TestModuleTabsShareEveryType(t *testing.T) {
+	s := newModuleServer(t, sse.Config{})
+	browser := launchChromium(t)
+	open := func(types ...string) *modulePage {
+		p := openModulePage(t, browser, s.srv.URL)
+		js, _ := json.Marshal(append([]string{}, types...))
+		p.eval(fmt.Sprintf(`
+			window.got = [];
+			window.s = sse.connect("/sse?client=types", { shared: true, retry: 100 });
+			for (const type of %s) s.on(type, (e) => got.push(type + ":" + e.data));`, js), nil)
+		p.waitFor("the shared stream open", `s.state === "open"`, 10*time.Second)
+		return p
+	}
+	first := open("message")
+	var lead bool
+	first.eval(`return s.leader;`, &lead)
+	if !lead {
+		t.Fatal("the first tab does not lead")
+	}
+	second := open("follower-type")
+	third := open()
+	third.eval(`s.on("late-type", (e) => got.push("late-type:" + e.data));`, nil)
+	send := func(typ, data string) {
+		t.Helper()
+		if _, err := s.hub.Send("types", sse.Event{Type: typ, Data: []byte(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the tabs' types reach the leader
+	send("follower-type", "1")
+	send("late-type", "2")
+	send("", "3")
+	second.waitFor("the follower's type", `got.includes("follower-type:1")`, 10*time.Second)
+	third.waitFor("the late type", `got.includes("late-type:2")`, 10*time.Second)
+	first.waitFor("a message", `got.includes("message:3")`, 10*time.Second)
+
+	first.close()
+	waitUntil(t, "the new leader's stream", 10*time.Second, func() bool { return s.hub.Stats().Replays >= 1 })
+	send("late-type", "4")
+	third.waitFor("the late type after the takeover", `got.includes("late-type:4")`, 10*time.Second)
+	var got []string
+	third.eval(`return got;`, &got)
+	if want := "late-type:2 late-type:4"; strings.Join(got, " ") != want {
+		t.Fatalf("the third tab got %q, want %q", got, want)
 	}
 }
