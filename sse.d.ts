@@ -61,7 +61,11 @@ export interface Options {
   retry?: number;
   /** The cap of the backoff in ms (never below the server's retry). Default 30000. */
   maxRetryDelay?: number;
-  /** Failed attempts in a row after which the stream stops (onStop). Default Infinity. */
+  /**
+   * Retries in a row (with no event or comment received in between) after
+   * which a failed attempt stops the stream (onStop). A stream the server
+   * ends cleanly is always retried. Default Infinity.
+   */
   maxRetries?: number;
   /**
    * fetch: the server's heartbeat interval in ms (the hub's Config.Heartbeat,

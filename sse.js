@@ -177,10 +177,9 @@ class Stream {
    */
   onState(fn) {
     if (typeof fn !== "function") throw new TypeError("sse.js: onState(fn) needs a function");
-    const token = {};
-    this.#watchers.add(token);
-    token.fn = fn;
-    return () => this.#watchers.delete(token);
+    const watcher = { fn }; // its own, even if fn is registered twice
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
   }
 
   /** close ends the connection for every user of the stream, for good. */
@@ -244,15 +243,17 @@ class Stream {
   }
 
   // #retryLater ends the attempt and schedules the next, after the
-  // reconnection time (the server's retry field), doubled for each failed
-  // attempt since the last healthy connection up to maxRetryDelay, plus up
-  // to half again at random so that pages cut together come back spread.
+  // reconnection time (the server's retry field), doubled for each attempt
+  // since the last healthy connection up to maxRetryDelay, plus up to half
+  // again at random so that pages cut together come back spread. An attempt
+  // that failed with an error counts towards maxRetries; a stream that just
+  // ended does not.
   #retryLater(conn, error, after = 0) {
     if (conn !== this.#conn || this.#closed) return;
     this.#end();
     const o = this.options;
-    if (this.#failures >= (o.maxRetries ?? Infinity)) {
-      this.#stop(error ?? new StreamError("sse.js: gave up after " + this.#failures + " retries"));
+    if (error && this.#failures >= (o.maxRetries ?? Infinity)) {
+      this.#stop(error);
       return;
     }
     let delay = this.#retry;
@@ -392,7 +393,7 @@ class Stream {
         id: (id) => {
           if (conn !== this.#conn) return;
           this.#healthy(conn);
-          this.#moveTo(id, true);
+          this.#moveTo(id);
         },
         retry: (ms) => {
           if (conn === this.#conn) this.#retry = ms ?? o.retry ?? DEFAULT_RETRY;
@@ -423,7 +424,7 @@ class Stream {
   // #receive handles an event of this tab's connection.
   #receive(type, data, id) {
     if (type === "sse-position") {
-      this.#moveTo(id, true); // the hub's position: nothing to deliver
+      this.#moveTo(id); // the hub's position: nothing to deliver
       return;
     }
     if (type === "sse-reset") {
@@ -437,11 +438,11 @@ class Stream {
     this.#emit(type, data, id);
   }
 
-  // #moveTo sets the resume point, and tells the other tabs.
-  #moveTo(id, tell) {
+  // #moveTo sets the resume point without an event, and tells the other tabs.
+  #moveTo(id) {
     if (id === this.#lastEventId) return;
     this.#lastEventId = id;
-    if (tell) this.#post({ k: "id", id });
+    this.#post({ k: "id", id });
   }
 
   // #reset: the hub could not resume, events are lost: the application
