@@ -3,10 +3,13 @@ package sse
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -155,5 +158,30 @@ func TestAcceptsGzip(t *testing.T) {
 		if got := acceptsGzip(values); got != tc.want {
 			t.Errorf("Accept-Encoding %q: gzip %v, want %v", tc.header, got, tc.want)
 		}
+	}
+}
+
+// The README states the module's size as ScriptHandler serves it: measured,
+// so that it cannot rot.
+func TestReadmeStatesTheModuleSize(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`sse.js` is ([0-9,]+) bytes of commented source, ([0-9,]+) gzipped").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md does not state sse.js's size")
+	}
+	res := serveScript(http.MethodGet, "/sse.js", http.Header{"Accept-Encoding": {"gzip"}})
+	gz, _ := io.ReadAll(res.Body)
+	comma := func(n int) string {
+		s := strconv.Itoa(n)
+		for i := len(s) - 3; i > 0; i -= 3 {
+			s = s[:i] + "," + s[i:]
+		}
+		return s
+	}
+	if want := fmt.Sprintf("%s bytes of commented source, %s gzipped", comma(len(scriptJS)), comma(len(gz))); !strings.Contains(string(readme), want) {
+		t.Fatalf("README.md says %q; write %q", m[0], "`sse.js` is "+want)
 	}
 }
