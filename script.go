@@ -47,6 +47,7 @@ var (
 // module script is fetched in CORS mode.
 func ScriptHandler() http.Handler { return scriptHandler{} }
 
+// scriptHandler is the http.Handler ScriptHandler returns.
 type scriptHandler struct{}
 
 // scriptFile is one embedded file as served: plain and gzipped, with the
