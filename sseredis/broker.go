@@ -55,6 +55,7 @@ const (
 	epochLen       = 8
 	maxBackoff     = 2 * time.Second
 	maxIDLen       = 1024        // longer Last-Event-IDs are not looked up
+	controlLen     = 4096        // controls the control stream keeps (about: MAXLEN ~)
 	wakeTimeout    = time.Second // bound on Close's wake of a follower on a shared client
 )
 
@@ -73,6 +74,7 @@ type Broker struct {
 
 	stream, epochKey, metaKey, evictedKey, evictedOrderKey string
 	wakeKey                                                string // a stream of this broker's own: an entry wakes the follower
+	controlKey                                             string // the controls' stream (see PublishDisconnect)
 	idsKey, idsOrderKey                                    string // the index of application-set IDs
 
 	lineage atomic.Pointer[lineage] // the epoch of the follower's deliveries
@@ -112,6 +114,7 @@ var (
 	_ sse.Broker           = (*Broker)(nil)
 	_ sse.PositionComparer = (*Broker)(nil)
 	_ sse.EpochOrigin      = (*Broker)(nil)
+	_ sse.ControlBroker    = (*Broker)(nil)
 )
 
 // New returns a Broker on client configured by opts. It checks the
@@ -170,6 +173,7 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	b.evictedKey = b.stream + ":evicted"
 	b.evictedOrderKey = b.stream + ":evicted-order"
 	b.wakeKey = b.stream + ":wake:" + newToken()
+	b.controlKey = b.stream + ":control"
 	b.idsKey = b.stream + ":ids"
 	b.idsOrderKey = b.stream + ":ids-order"
 
@@ -355,29 +359,31 @@ func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, publishTimeout)
 	defer cancel()
-	res, err := headScript.Run(ctx, b.client, []string{b.stream, b.epochKey}, newEpoch()).StringSlice()
+	res, err := headScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.controlKey}, newEpoch()).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("sseredis: subscribe: %w", err)
 	}
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return "", fmt.Errorf("sseredis: subscribe: unexpected reply %q", res)
 	}
 	last, ok1 := parseID(res[1])
 	base, ok2 := parseID(res[2])
-	if !ok1 || !ok2 {
+	ctl, ok3 := parseID(res[3])
+	if !ok1 || !ok2 || !ok3 {
 		return "", fmt.Errorf("sseredis: subscribe: bad stream id in %q", res)
 	}
 	b.subscribed = true
 	b.reader, b.owned = readerFor(b.client)
 	b.lineage.Store(&lineage{res[0], base})
 	b.wg.Add(1)
-	go b.follow(h, res[0], last)
+	go b.follow(h, res[0], last, ctl)
 	return res[0] + "-" + last.String(), nil
 }
 
 // follow reads the stream after last and delivers its entries until the
-// broker is closed, reconnecting with backoff on errors.
-func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
+// broker is closed, reconnecting with backoff on errors. It delivers the
+// controls after ctl likewise (see PublishDisconnect).
+func (b *Broker) follow(h sse.BrokerHandler, epoch string, last, ctl streamID) {
 	defer b.wg.Done()
 	var backoff time.Duration
 	failing := false
@@ -470,18 +476,60 @@ func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
 		if len(entries) >= fetchCount {
 			continue
 		}
-		// Wait for more, or for a wake (see wake). XREAD's answer only
-		// wakes us: the fetch reads the entries together with their epoch,
-		// and deletes the wake key.
-		err = b.reader.XRead(b.ctx, &redis.XReadArgs{
-			Streams: []string{b.stream, b.wakeKey, last.String(), "0-0"},
+		// Wait for more, for a wake (see wake) or for a control. XREAD's
+		// answer for the stream only wakes us: the fetch reads the entries
+		// together with their epoch, and deletes the wake key. Controls
+		// are delivered from it.
+		got, err := b.reader.XRead(b.ctx, &redis.XReadArgs{
+			Streams: []string{b.stream, b.wakeKey, b.controlKey, last.String(), "0-0", ctl.String()},
 			Count:   1,
 			Block:   b.block,
-		}).Err()
+		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			fail("xread", err)
+			continue
+		}
+		for _, s := range got {
+			if s.Stream != b.controlKey {
+				continue
+			}
+			for _, m := range s.Messages {
+				if id, ok := parseID(m.ID); ok && id.compare(ctl) > 0 {
+					ctl = id
+					b.control(h, m.Values)
+				}
+			}
 		}
 	}
+}
+
+// control hands a control to the hub.
+func (b *Broker) control(h sse.BrokerHandler, values map[string]any) {
+	if id, ok := values["c"].(string); ok {
+		h.HandleDisconnect(id)
+		return
+	}
+	b.log.Error("sseredis: skipping a malformed control", "control", values)
+}
+
+// PublishDisconnect has every hub of the stream end clientID's streams
+// (sse.ControlBroker): it adds a control to the stream "<Stream>:control",
+// which every follower reads together with the stream. A control is not an
+// event: it takes no position and stays out of history and the eviction
+// record. The control stream keeps about the newest 4,096 controls, so a
+// node whose link to Redis breaks for a while still gets those sent
+// meanwhile when it reconnects.
+func (b *Broker) PublishDisconnect(ctx context.Context, clientID string) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	err := b.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: b.controlKey, MaxLen: controlLen, Approx: true, Values: []string{"c", clientID},
+	}).Err()
+	if err != nil {
+		return fmt.Errorf("sseredis: publish disconnect: %w", err)
+	}
+	return nil
 }
 
 func index(s []any, i int) any {

@@ -53,6 +53,16 @@
 // is exact, and each later one checks that nothing the stream is to
 // receive left Redis meanwhile.
 //
+// Hub.Disconnect on one node ends the client's streams on every node: the
+// Broker is an sse.ControlBroker. PublishDisconnect adds a control to a
+// small stream of its own ("<Stream>:control", about the newest 4,096
+// controls), which each follower reads in the same XREAD as the stream,
+// from the newest control there was when it subscribed. A control is not
+// an event (no position, not in history nor in the eviction record), and a
+// node whose link to Redis breaks for a while gets the controls sent
+// meanwhile when it reconnects, as long as the control stream still holds
+// them.
+//
 // Positions are "<epoch>-<stream id>", for example
 // "k3x9p2ab-1733061234567-0", at most 43 bytes. The epoch is a random word
 // kept in Redis ("<Stream>:epoch"), created when missing: a Redis that lost
