@@ -336,6 +336,7 @@ func runCell(p cellParams) (cellResult, error) {
 		"redis_cpu_us_per_pub": float64((b.redisCPU - a.redisCPU).Microseconds()) / pe,
 		"redis_cpu_pct":        100 * (b.redisCPU - a.redisCPU).Seconds() / win,
 		"commands_per_pub":     float64(d.commands) / pe,
+		"script_us_per_pub":    float64(d.scriptUsec) / pe,
 		"reads_per_pub":        float64(d.reads-1) / pe, // one read is the INFO of the sample
 		"writes_per_pub":       float64(d.writes-1) / pe,
 		"in_bytes_per_pub":     float64(d.inBytes) / pe,

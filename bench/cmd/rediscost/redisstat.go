@@ -38,10 +38,11 @@ func procCPU(pid int) time.Duration {
 // network bytes.
 type redisStats struct {
 	commands, reads, writes, inBytes, outBytes int64
+	scriptUsec                                 int64 // time Redis spent in EVALSHA and EVAL (commandstats usec)
 }
 
 func (a redisStats) sub(b redisStats) redisStats {
-	return redisStats{a.commands - b.commands, a.reads - b.reads, a.writes - b.writes, a.inBytes - b.inBytes, a.outBytes - b.outBytes}
+	return redisStats{a.commands - b.commands, a.reads - b.reads, a.writes - b.writes, a.inBytes - b.inBytes, a.outBytes - b.outBytes, a.scriptUsec - b.scriptUsec}
 }
 
 func readStats(ctx context.Context, c *redis.Client) (redisStats, error) {
@@ -64,6 +65,10 @@ func readStats(ctx context.Context, c *redis.Client) (redisStats, error) {
 				if v, ok := strings.CutPrefix(kv, "calls="); ok {
 					n, _ := strconv.ParseInt(v, 10, 64)
 					s.commands += n
+				}
+				if v, ok := strings.CutPrefix(kv, "usec="); ok && (name == "cmdstat_evalsha" || name == "cmdstat_eval") {
+					n, _ := strconv.ParseInt(v, 10, 64)
+					s.scriptUsec += n
 				}
 			}
 			continue

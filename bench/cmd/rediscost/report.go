@@ -20,6 +20,7 @@ var columns = []column{
 	{"published_per_s", "published/s", "%.0f"},
 	{"delivered_per_s", "delivered/s", "%.0f"},
 	{"redis_cpu_us_per_pub", "Redis CPU µs/published", "%.1f"},
+	{"script_us_per_pub", "of which in scripts µs", "%.1f"},
 	{"redis_cpu_pct", "Redis CPU %", "%.0f"},
 	{"reads_per_pub", "round trips/published", "%.2f"},
 	{"commands_per_pub", "Redis commands/published", "%.2f"},
