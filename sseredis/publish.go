@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,7 +155,7 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 		defer cancel()
 	}
 	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey, b.idsKey, b.idsOrderKey}
-	args := make([]any, 0, 8+5*len(msgs))
+	args := make([]any, 0, 8+6*len(msgs))
 	args = append(args, newEpoch(), b.history, b.keys, maxEvicted, maxIDs, b.pushChannel, b.pubField, no)
 	var states map[string]int // audience -> index (1-based) in keys of its state hash
 	for _, m := range msgs {
@@ -171,7 +172,8 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 				states[aud] = st
 			}
 		}
-		args = append(args, aud, m.ID, m.Key, m.Body, st)
+		hdr := " " + strconv.Itoa(len(aud)) + " " + strconv.Itoa(len(m.ID)) + " " + strconv.Itoa(len(m.Key)) + " " + strconv.Itoa(len(m.Body)) + "\n"
+		args = append(args, aud, m.ID, m.Key, m.Body, st, hdr)
 	}
 	res, err := publishScript.Run(ctx, b.client, keys, args...).Text()
 	if err != nil {

@@ -35,8 +35,11 @@
 -- the batch its state (hash) and state order (zset).
 -- ARGV: candidate epoch, history, keys per audience, audiences remembered,
 -- IDs remembered, push channel, the broker's meta field, batch number, then
--- five per event: audience, ID, Key, Body, and the index in KEYS of its
--- audience's state hash (0 when it keeps no state).
+-- six per event: audience, ID, Key, Body, the index in KEYS of its
+-- audience's state hash (0 when it keeps no state), and its header in the
+-- push after the id, " <len(audience)> <len(ID)> <len(Key)> <len(Body)>\n"
+-- (made by the caller: in Lua, a number turned into a string costs a
+-- sprintf).
 -- Returns "<epoch> <id> <id> ...", an id per event.
 local m = redis.call("HMGET", KEYS[3], "seq", "last", "len", ARGV[7])
 if m[4] then
@@ -50,21 +53,25 @@ if not prev or not len then
   prev, len = newest(KEYS[1]), redis.call("XLEN", KEYS[1])
 end
 local history = tonumber(ARGV[2])
-local n = (#ARGV - 8) / 5
+local n = (#ARGV - 8) / 6
 
 -- The entries, the application-set IDs and the states.
-local ids, push = {}, {"e ", word, " ", prev, "\n"}
+local ids, push, np = {}, {"e ", word, " ", prev, "\n"}, 5
 local idfields, idorder = {}, {}
 local states = {}
 for i = 0, n - 1 do
-  local a, appid, key, body, st = ARGV[9 + 5 * i], ARGV[10 + 5 * i], ARGV[11 + 5 * i], ARGV[12 + 5 * i], tonumber(ARGV[13 + 5 * i])
+  local j = 9 + 6 * i
+  local a, appid, key, body = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
   local id = redis.call("XADD", KEYS[1], "*", "a", a, "i", appid, "k", key, "b", body)
-  ids[#ids + 1] = id
-  push[#push + 1] = id .. " " .. #a .. " " .. #appid .. " " .. #key .. " " .. #body .. "\n"
-  push[#push + 1] = a
-  push[#push + 1] = appid
-  push[#push + 1] = key
-  push[#push + 1] = body
+  ids[i + 1] = id
+  push[np + 1] = id
+  push[np + 2] = ARGV[j + 5]
+  push[np + 3] = a
+  push[np + 4] = appid
+  push[np + 5] = key
+  push[np + 6] = body
+  np = np + 6
+  local st = ARGV[j + 4] ~= "0" and tonumber(ARGV[j + 4]) or 0
   local s = seq + i + 1
   if appid ~= "" then
     idfields[#idfields + 1] = appid
