@@ -120,6 +120,14 @@ func (b *Broker) follow(h sse.BrokerHandler, ps *redis.PubSub, st *followState) 
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				fail("subscribe", err)
+				continue
+			}
+			// Nothing for Options.Block: read the stream (a Redis that
+			// lost its data while nobody published), and ping the
+			// subscription, whose Pong comes next, so that a connection
+			// that died silently fails and is made anew.
+			if err := ps.Ping(b.ctx); err != nil {
+				fail("subscribe", err)
 			}
 			continue
 		}
