@@ -174,6 +174,74 @@
 // followed by its snapshot. Lost for good: the trimmed events, for the
 // clients that had not got them. The epoch stays.
 //
+// # Beyond one Redis
+//
+// One stream lives on one Redis (or one Cluster slot: every key derives
+// from Stream), whose single thread runs every publish script and writes
+// every push. Measured (bench/cmd/rediscost: redis-server 7.0 pinned to
+// a core of its own on a shared 2-core machine, 20 streams per node,
+// 64-byte events; see bench/BENCHMARKS.md), Redis spent per published
+// event about 12 µs of CPU with 2 nodes and 16 concurrent publishers
+// (batches of 5 or 6), 14 µs with 8 nodes and 64 publishers (8 per node),
+// 41 µs with 8 nodes and 16 publishers (2 per node: batches of 1.5), and
+// 50 to 85 µs with one publisher (no batching; 2 to 8 nodes). Each node
+// adds a socket write per batch, so the cost grows with the nodes and
+// shrinks with the publishers per node. With one stream per node, 16
+// publishers on 2 nodes published 56,000 events/s at 7.8 µs each, 44 % of
+// Redis's core. Extrapolated to a core at 100 % (in these runs the nodes'
+// process was the bottleneck), one Redis carries some 80,000 to 120,000
+// events/s with several publishers per node on a few nodes, 25,000 with 8
+// nodes of two publishers each, and 12,000 to 25,000 when events come one
+// at a time.
+//
+// Past that, shard by something every connection belongs to once: a
+// tenant, a room, a document. Give each shard a stream of its own on a
+// Redis of its own, or on a slot of its own in a Redis Cluster, which
+// spreads hash tags over its primaries ("{sse:0}:events",
+// "{sse:1}:events", ...). Each node runs one Hub per shard, each with its
+// own Broker on that shard's stream, and routes a request to the hub of
+// its shard with the same function on every node; events are published on
+// the hub of their shard:
+//
+//	hubs := make([]*sse.Hub, len(redises))
+//	for i, rdb := range redises { // a client per Redis, or one ClusterClient
+//		b, err := sseredis.New(rdb, sseredis.Options{Stream: fmt.Sprintf("{sse:%d}:events", i)})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		if hubs[i], err = sse.NewHub(sse.Config{Broker: b}); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//	shardOf := func(tenant string) *sse.Hub { return hubs[crc32.ChecksumIEEE([]byte(tenant))%uint32(len(hubs))] }
+//	http.Handle("/events", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		shardOf(r.URL.Query().Get("tenant")).ServeHTTP(w, r)
+//	}))
+//	// publishing: shardOf(tenant).Publish(topic, ev)
+//
+// Positions and Last-Event-ID keep their meaning: a position is one of its
+// shard's stream, resumed by that shard's hub on any node, exactly as with
+// one Redis. Each shard's epoch is a random word of its own, so an id
+// presented to another shard's hub (a tenant moved to another shard) is
+// answered "epoch", a reset, never misread. Redis's work per event is that
+// of one stream on each shard, and the shards add up; what grows with
+// their number is each node's work (a subscription and a reading
+// connection per shard it follows) and a broadcast to every tenant (a
+// publish per shard). Changing the number of shards moves tenants, whose
+// clients are reset once.
+//
+// What cannot be sharded so is a connection that must receive audiences
+// living in several streams in one order: its resume point would be a
+// position in each (a vector, too long for a 43-byte id and not ordered),
+// and one order across streams needs one sequencer, which is the single
+// Redis again. Such an application stays within one Redis's ceiling.
+//
+// With Redis Cluster, the scripts' PUBLISH is broadcast over the cluster
+// bus to every node of the cluster, so each shard's push costs every
+// Cluster node some work; sharded Pub/Sub (SPUBLISH and SSUBSCRIBE, Redis
+// 7), which keeps a push within its slot's shard, would remove that. It is
+// not done.
+//
 // # Limits
 //
 //   - Application-set event IDs (sse.Event.ID) are indexed, the newest
