@@ -326,3 +326,47 @@ func TestEvictionRecordUnderBatches(t *testing.T) {
 }
 
 func mustID(s string) streamID { id, _ := parseID(s); return id }
+
+// TestTrimListRebuilt: a trim list that does not match the stream (lost,
+// or written by an earlier version) is rebuilt from the stream at the next
+// trim, and the eviction record stays exact.
+func TestTrimListRebuilt(t *testing.T) {
+	r := startRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer client.Close()
+	b, err := New(client, Options{History: 16, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	var pos []string
+	publish := func(topic string) {
+		m := &sse.Message{To: sse.Target{Kind: sse.ToTopic, Name: topic}, Body: []byte("data: x\n\n")}
+		if err := b.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		_, id, _ := parsePos(m.Pos)
+		pos = append(pos, id.String())
+	}
+	for i := range 16 {
+		publish(fmt.Sprint("t", i%2))
+	}
+	if err := client.Del(ctx, b.trimKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	publish("t0") // 17 entries: 16 + 16/16, no trim yet
+	publish("t2") // 18: entries 0 and 1 are trimmed, by a rebuilt list
+	publish("t2")
+	got, err := client.HGetAll(ctx, b.evictedKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"t:t0": pos[0], "t:t1": pos[1]}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("eviction record %v, want %v", got, want)
+	}
+	if n, _ := client.LLen(ctx, b.trimKey).Result(); n != 17 {
+		t.Fatalf("trim list of %d, want 17 (the stream's length)", n)
+	}
+}

@@ -74,6 +74,7 @@ type Broker struct {
 
 	stream, epochKey, metaKey, evictedKey, evictedOrderKey string
 	controlKey                                             string // the controls' stream (see PublishDisconnect)
+	trimKey                                                string // the trim list (see lua/publish.lua)
 	idsKey, idsOrderKey                                    string // the index of application-set IDs
 	pushChannel                                            string // every node's: the publish script pushes each batch on it
 	wakeChannel                                            string // this broker's own: a message wakes the follower
@@ -179,6 +180,7 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	b.evictedOrderKey = b.stream + ":evicted-order"
 	token := newToken()
 	b.controlKey = b.stream + ":control"
+	b.trimKey = b.stream + ":trim"
 	b.pushChannel = b.stream + ":push"
 	b.wakeChannel = b.stream + ":wake:" + token
 	b.pubField = "p:" + token

@@ -99,7 +99,9 @@
 // "sse:events:evicted-order" (the eviction record);
 // "sse:events:state:<audience>" and "sse:events:state-order:<audience>"
 // (keyed states); "sse:events:ids" and "sse:events:ids-order"
-// (application-set IDs); "sse:events:control" (controls). The channels:
+// (application-set IDs); "sse:events:trim" (the id and audience of each
+// entry, in the stream's order, so that a trim knows whose entries it
+// trims without reading them); "sse:events:control" (controls). The channels:
 // "sse:events:push" (batches and controls, to every node) and
 // "sse:events:wake:<token>", one per Broker (wakes its follower).
 //

@@ -154,7 +154,7 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 	}
-	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey, b.idsKey, b.idsOrderKey}
+	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey, b.idsKey, b.idsOrderKey, b.trimKey}
 	args := make([]any, 0, 8+6*len(msgs))
 	args = append(args, newEpoch(), b.history, b.keys, maxEvicted, maxIDs, b.pushChannel, b.pubField, no)
 	var states map[string]int // audience -> index (1-based) in keys of its state hash

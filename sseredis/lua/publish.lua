@@ -4,10 +4,14 @@
 -- write), and the push to every node (one PUBLISH carrying the batch). The
 -- trim is done once per History/16 events or so: the stream grows to
 -- History + History/16 entries (exactly History when History is under
--- 16), then the entries past History, the oldest, are read once and
--- trimmed, and the eviction record is written once for all of them (one
--- HSET and one ZADD with, for each audience they had, the newest id of it
--- they trimmed: the same record as trimming one event at a time).
+-- 16), then the entries past History, the oldest, are trimmed, and the
+-- eviction record is written once for all of them (one HSET and one ZADD
+-- with, for each audience they had, the newest id of it they trimmed: the
+-- same record as trimming one event at a time). Their audiences come from
+-- the trim list, "<id> <audience>" for each entry of the stream in its
+-- order (one RPUSH per batch, one LPOP per trim), which costs Redis less
+-- than reading the entries back; a trim list that does not match the
+-- stream's length (written by an earlier version) is rebuilt from it.
 --
 -- A retried call (go-redis resends a command whose reply it lost) adds
 -- nothing twice: the meta field of the broker that sends the batch holds
@@ -31,7 +35,7 @@
 -- catches up from the stream.
 --
 -- KEYS: stream, epoch, meta, evicted (hash), evicted order (zset), ids
--- (hash), ids order (zset), then for each audience with a keyed event in
+-- (hash), ids order (zset), trim list, then for each audience with a keyed event in
 -- the batch its state (hash) and state order (zset).
 -- ARGV: candidate epoch, history, keys per audience, audiences remembered,
 -- IDs remembered, push channel, the broker's meta field, batch number, then
@@ -56,7 +60,7 @@ local history = tonumber(ARGV[2])
 local n = (#ARGV - 8) / 6
 
 -- The entries, the application-set IDs and the states.
-local ids, push, np = {}, {"e ", word, " ", prev, "\n"}, 5
+local ids, push, np, tl = {}, {"e ", word, " ", prev, "\n"}, 5, {}
 local idfields, idorder = {}, {}
 local states = {}
 for i = 0, n - 1 do
@@ -64,6 +68,7 @@ for i = 0, n - 1 do
   local a, appid, key, body = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
   local id = redis.call("XADD", KEYS[1], "*", "a", a, "i", appid, "k", key, "b", body)
   ids[i + 1] = id
+  tl[i + 1] = id .. " " .. a
   push[np + 1] = id
   push[np + 2] = ARGV[j + 5]
   push[np + 3] = a
@@ -115,23 +120,37 @@ end
 -- evicted; past its bound, the least recently evicted audiences fold into
 -- one bound ("forgot").
 local trimmed
+redis.call("RPUSH", KEYS[8], unpack(tl))
 if len > history + math.floor(history / 16) then
-  local old = redis.call("XRANGE", KEYS[1], "-", "+", "COUNT", len - history)
+  if redis.call("LLEN", KEYS[8]) ~= len then
+    -- Rebuild the trim list from the stream.
+    redis.call("DEL", KEYS[8])
+    local from = "-"
+    while true do
+      local chunk = redis.call("XRANGE", KEYS[1], from, "+", "COUNT", 256)
+      if #chunk == 0 then break end
+      local l = {}
+      for _, e in ipairs(chunk) do
+        local a = ""
+        for j = 1, #e[2], 2 do
+          if e[2][j] == "a" then a = e[2][j + 1] break end
+        end
+        l[#l + 1] = e[1] .. " " .. a
+      end
+      redis.call("RPUSH", KEYS[8], unpack(l))
+      from = "(" .. chunk[#chunk][1]
+    end
+  end
+  local old = redis.call("LPOP", KEYS[8], len - history)
   local ev, evorder = {}, {}
   for _, e in ipairs(old) do
-    local f = e[2]
-    for j = 1, #f, 2 do
-      if f[j] == "a" then
-        local a = f[j + 1]
-        if not ev[a] then evorder[#evorder + 1] = a end
-        ev[a] = e[1]
-        break
-      end
-    end
+    local id, a = string.match(e, "^(%S+) (.*)$")
+    if not ev[a] then evorder[#evorder + 1] = a end
+    ev[a] = id
+    trimmed = id
   end
   redis.call("XTRIM", KEYS[1], "MAXLEN", history)
   len = history
-  if #old > 0 then trimmed = old[#old][1] end
   if #evorder > 0 then
     local f, z = {}, {}
     for _, a in ipairs(evorder) do
