@@ -370,3 +370,39 @@ func TestTrimListRebuilt(t *testing.T) {
 		t.Fatalf("trim list of %d, want 17 (the stream's length)", n)
 	}
 }
+
+// TestPublishCancelled: a publish whose context ended before its batch was
+// sent is not sent, and one caller's context does not decide the fate of
+// the other events of its batch.
+func TestPublishCancelled(t *testing.T) {
+	r := startRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer client.Close()
+	b, err := New(client, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := &sse.Message{To: sse.Target{Kind: sse.ToEveryone}, Body: []byte("data: x\n\n")}
+	if err := b.Publish(ctx, m); err == nil || m.Pos != "" {
+		t.Fatalf("a publish with a cancelled context: %v, position %q", err, m.Pos)
+	}
+	if n, _ := client.XLen(context.Background(), b.stream).Result(); n != 0 {
+		t.Fatalf("stream length %d, want 0", n)
+	}
+	// The batch's sender is cancelled once its call is on the way: the
+	// batch, its event and the others', still goes.
+	var sent atomic.Bool
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	client.AddHook(&scriptCounter{hold: func() { cancel2(); sent.Store(true) }})
+	m2 := &sse.Message{To: sse.Target{Kind: sse.ToEveryone}, Body: []byte("data: y\n\n")}
+	if err := b.Publish(ctx2, m2); err != nil || !sent.Load() {
+		t.Fatalf("a publish whose context ended while its batch was sent: %v (sent %v)", err, sent.Load())
+	}
+	if n, _ := client.XLen(context.Background(), b.stream).Result(); n != 1 {
+		t.Fatalf("stream length %d, want 1", n)
+	}
+}

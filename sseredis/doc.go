@@ -264,9 +264,9 @@
 //     they do not add it twice (as long as fewer than 2^20 events were
 //     published meanwhile).
 //   - Publish calls of one Broker wait for each other: a batch is sent
-//     once the previous one is answered, with the context of the call
-//     that sends it. A call whose context ends while it waits for its turn
-//     is not sent.
+//     once the previous one is answered, with a context of its own (10 s,
+//     ended by Close, not by any caller's). A call whose context ends while it waits for
+//     its turn is not sent; one whose batch is in flight waits for it.
 //   - A replay or a snapshot in pages is not one atomic read: should Redis
 //     trim entries of the stream's audiences it has not read yet, or lose
 //     its data, between two pages, it fails and the hub ends the stream,

@@ -31,6 +31,7 @@ var (
 
 // pending is one Publish call waiting for its batch.
 type pending struct {
+	ctx   context.Context // the caller's: once it is done, the event is not sent
 	m     *sse.Message
 	err   error
 	ready chan struct{} // closed when the batch is answered, or when lead is set
@@ -51,17 +52,19 @@ type publisher struct {
 // the Publish calls of other goroutines queued meanwhile (see above); the
 // script trims the stream to History and keeps the eviction record, the
 // keyed states and the application-set IDs index, atomically, and pushes
-// the batch to every node. When Redis cannot be reached it fails within the
-// client's timeouts (and at most about 10 s when the context of the call
-// that sends the batch has no deadline and the client honours context
+// the batch to every node. A batch is sent with a context of its own (the
+// values of the sending call's context, not its cancellation; 10 s; ended
+// by Close), so that one caller's cancelled context does not fail the
+// others' events. When Redis cannot be reached it fails within the client's
+// timeouts (and at most about 10 s when the client honours context
 // deadlines); an error may still mean the entry was added if Redis ran the
-// script and its reply was lost. A call whose ctx ends while it waits for
-// its turn is not sent; one whose batch is in flight waits for it.
+// script and its reply was lost. A call whose ctx ends before its batch is
+// sent is not sent; one whose batch is in flight waits for it.
 func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	p := &pending{m: m, ready: make(chan struct{})}
+	p := &pending{ctx: ctx, m: m, ready: make(chan struct{})}
 	q := &b.pub
 	q.mu.Lock()
 	q.queue = append(q.queue, p)
@@ -108,29 +111,43 @@ func (b *Broker) sendBatch(ctx context.Context) {
 		runtime.Gosched()
 	}
 	q.mu.Lock()
+	var batch, dropped []*pending
 	n, size := 0, 0
 	limit := min(maxBatch, b.history)
-	for n < len(q.queue) && n < limit && (n == 0 || size+len(q.queue[n].m.Body) <= maxBatchBytes) {
-		q.queue[n].taken = true
-		size += len(q.queue[n].m.Body)
+	for n < len(q.queue) && len(batch) < limit && (len(batch) == 0 || size+len(q.queue[n].m.Body) <= maxBatchBytes) {
+		p := q.queue[n]
+		p.taken = true
 		n++
+		if p.ctx.Err() != nil { // its caller gave up before it was sent
+			dropped = append(dropped, p)
+			continue
+		}
+		size += len(p.m.Body)
+		batch = append(batch, p)
 	}
-	batch := append([]*pending(nil), q.queue[:n]...)
-	q.shared.Store(n > 1)
+	q.shared.Store(len(batch) > 1)
 	q.queue = append(q.queue[:0], q.queue[n:]...)
 	q.batches++
 	no := q.batches
 	q.mu.Unlock()
 
-	msgs := make([]*sse.Message, len(batch))
-	for i, p := range batch {
-		msgs[i] = p.m
-	}
-	err := b.publishBatch(ctx, no, msgs)
-	for _, p := range batch {
-		p.err = err
+	for _, p := range dropped {
+		p.err = fmt.Errorf("sseredis: publish: %w", p.ctx.Err())
 		if !p.lead {
 			close(p.ready)
+		}
+	}
+	if len(batch) > 0 {
+		msgs := make([]*sse.Message, len(batch))
+		for i, p := range batch {
+			msgs[i] = p.m
+		}
+		err := b.publishBatch(ctx, no, msgs)
+		for _, p := range batch {
+			p.err = err
+			if !p.lead {
+				close(p.ready)
+			}
 		}
 	}
 
@@ -149,11 +166,9 @@ func (b *Broker) sendBatch(ctx context.Context) {
 // broker's batches (a call with the number of the last batch Redis ran is
 // answered from it), and sets their positions.
 func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Message) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	defer context.AfterFunc(b.ctx, cancel)() // Close ends it too
 	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey, b.idsKey, b.idsOrderKey, b.trimKey}
 	args := make([]any, 0, 8+6*len(msgs))
 	args = append(args, newEpoch(), b.history, b.keys, maxEvicted, maxIDs, b.pushChannel, b.pubField, no)
