@@ -183,10 +183,10 @@
 // every push. Measured (bench/cmd/rediscost: redis-server 7.0 pinned to
 // a core of its own on a shared 2-core machine, 20 streams per node,
 // 64-byte events; see bench/BENCHMARKS.md), Redis spent per published
-// event about 12 µs of CPU with 2 nodes and 16 concurrent publishers
+// event about 11 µs of CPU with 2 nodes and 16 concurrent publishers
 // (batches of 5 or 6), 14 µs with 8 nodes and 64 publishers (8 per node),
-// 41 µs with 8 nodes and 16 publishers (2 per node: batches of 1.5), and
-// 50 to 85 µs with one publisher (no batching; 2 to 8 nodes). Each node
+// 39 µs with 8 nodes and 16 publishers (2 per node: batches of 1.5), and
+// 45 to 85 µs with one publisher (no batching; 2 to 8 nodes). Each node
 // adds a socket write per batch, so the cost grows with the nodes and
 // shrinks with the publishers per node. With one stream per node, 16
 // publishers on 2 nodes published 56,000 events/s at 7.8 µs each, 44 % of
