@@ -37,9 +37,10 @@ type Options struct {
 	// keeps none.
 	Keys int
 
-	// Block is how long a follower's XREAD blocks waiting for entries
-	// before it checks the stream again; 0 means 5 s. Close does not wait
-	// for it (see New).
+	// Block is how long a follower waits for a push before it reads the
+	// stream all the same (which finds a Redis that lost its data while
+	// nobody published); 0 means 5 s. Close does not wait for it (see
+	// New).
 	Block time.Duration
 
 	// Logger receives the broker's diagnostics; nil means slog.Default().
@@ -54,8 +55,8 @@ const (
 	publishTimeout = 10 * time.Second // bound on a Publish when its ctx has none
 	epochLen       = 8
 	maxBackoff     = 2 * time.Second
-	maxIDLen       = 1024        // longer Last-Event-IDs are not looked up
-	wakeTimeout    = time.Second // bound on Close's wake of a follower on a shared client
+	maxIDLen       = 1024 // longer Last-Event-IDs are not looked up
+	controlLen     = 4096 // controls the control stream keeps (about: MAXLEN ~)
 )
 
 // Broker is an sse.Broker, sse.PositionComparer and sse.EpochOrigin on a
@@ -72,8 +73,14 @@ type Broker struct {
 	block   time.Duration
 
 	stream, epochKey, metaKey, evictedKey, evictedOrderKey string
-	wakeKey                                                string // a stream of this broker's own: an entry wakes the follower
+	controlKey                                             string // the controls' stream (see PublishDisconnect)
+	trimKey                                                string // the trim list (see lua/publish.lua)
 	idsKey, idsOrderKey                                    string // the index of application-set IDs
+	pushChannel                                            string // every node's: the publish script pushes each batch on it
+	wakeChannel                                            string // this broker's own: a message wakes the follower
+	pubField                                               string // this broker's field in the meta hash (see lua/publish.lua)
+
+	pub publisher // the Publish calls waiting for their batch
 
 	lineage atomic.Pointer[lineage] // the epoch of the follower's deliveries
 
@@ -83,7 +90,8 @@ type Broker struct {
 
 	mu         sync.Mutex
 	subscribed bool
-	closed     atomic.Bool // set under mu; read without it
+	ps         *redis.PubSub // the follower's subscription, closed by Close
+	closed     atomic.Bool   // set under mu; read without it
 }
 
 // lineage is an epoch and its base: the stream id it starts after, so that
@@ -112,23 +120,24 @@ var (
 	_ sse.Broker           = (*Broker)(nil)
 	_ sse.PositionComparer = (*Broker)(nil)
 	_ sse.EpochOrigin      = (*Broker)(nil)
+	_ sse.ControlBroker    = (*Broker)(nil)
 )
 
 // New returns a Broker on client configured by opts. It checks the
 // connection (PING) and loads the broker's Lua scripts. The broker does not
 // close client: its owner does, after the hub's Shutdown.
 //
-// The broker's follower waits for new entries in a blocking XREAD. For a
-// *redis.Client or a *redis.ClusterClient it does so on a client of its
-// own, built from client's Options (the same address, Dialer, credentials
-// and timeouts, one connection per Redis node), which Close closes: the
-// follower then never holds a connection of client's pool, however many
-// brokers share it, and Close cuts its XREAD at once, whatever Redis does.
-// Hooks added to client (AddHook) do not see the follower's commands. With
-// any other UniversalClient (a *redis.Ring, a wrapper) the follower uses
-// client itself: its pool then needs one connection per broker beyond what
-// publishes and replays use, and Close waits for the follower's command in
-// flight, up to Options.Block plus 10 s when Redis does not answer.
+// The broker's follower waits for pushes on a subscription (Redis Pub/Sub)
+// and reads the stream when they do not follow. For a *redis.Client or a
+// *redis.ClusterClient it does both on a client of its own, built from
+// client's Options (the same address, Dialer, credentials and timeouts),
+// which Close closes: the follower then never holds a connection of
+// client's pool, however many brokers share it, and Close cuts it at
+// once, whatever Redis does. Hooks added to client (AddHook) do not see
+// the follower's commands. With any other UniversalClient (a *redis.Ring, a
+// wrapper) the follower subscribes on client and reads the stream through
+// its pool, and Close waits for such a read in flight, up to the client's
+// ReadTimeout when Redis does not answer.
 func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("sseredis: nil Redis client")
@@ -169,7 +178,12 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	b.metaKey = b.stream + ":meta"
 	b.evictedKey = b.stream + ":evicted"
 	b.evictedOrderKey = b.stream + ":evicted-order"
-	b.wakeKey = b.stream + ":wake:" + newToken()
+	token := newToken()
+	b.controlKey = b.stream + ":control"
+	b.trimKey = b.stream + ":trim"
+	b.pushChannel = b.stream + ":push"
+	b.wakeChannel = b.stream + ":wake:" + token
+	b.pubField = "p:" + token
 	b.idsKey = b.stream + ":ids"
 	b.idsOrderKey = b.stream + ":ids-order"
 
@@ -288,36 +302,6 @@ func parsePos(p string) (epoch string, id streamID, ok bool) {
 	return epoch, id, ok
 }
 
-// Publish adds m to the stream, trimming it to History, in one script, and
-// sets m.Pos. The hub's followers, this one's included, deliver it. When
-// Redis cannot be reached it fails within the client's timeouts (and at
-// most about 10 s when ctx has no deadline and the client honours context
-// deadlines); an error may still mean the entry was added if Redis ran the
-// script and its reply was lost.
-func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
-	if b.closed.Load() {
-		return ErrClosed
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-	}
-	aud := audience(m.To)
-	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey,
-		b.stateKey(aud), b.stateOrderKey(aud), b.stream + ":pub:" + newToken(), b.idsKey, b.idsOrderKey}
-	res, err := publishScript.Run(ctx, b.client, keys,
-		newEpoch(), b.history, b.keys, maxEvicted, aud, m.ID, m.Key, m.Body, maxIDs).StringSlice()
-	if err != nil {
-		return fmt.Errorf("sseredis: publish: %w", err)
-	}
-	if len(res) != 2 {
-		return fmt.Errorf("sseredis: publish: unexpected reply %q", res)
-	}
-	m.Pos = res[0] + "-" + res[1]
-	return nil
-}
-
 // readerFor returns the client a follower on client uses: one of its own
 // when client's Options can be copied (owned), else client itself.
 func readerFor(client redis.UniversalClient) (c redis.UniversalClient, owned bool) {
@@ -335,153 +319,6 @@ func readerFor(client redis.UniversalClient) (c redis.UniversalClient, owned boo
 		return redis.NewClusterClient(&o), true
 	}
 	return client, false
-}
-
-// Subscribe starts the broker's follower, which tells h, on one goroutine
-// and in order, of every entry added to the stream after the newest one
-// now (HandleMessage), and of entries it will never deliver (HandleGap):
-// entries trimmed before it read them, and a new epoch, since the follower
-// cannot tell whether Redis lost entries of the old one that it had not
-// read yet. It never calls HandleEpoch. It returns the position of that
-// newest entry ("<epoch>-0-0" for an empty stream).
-func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return "", ErrClosed
-	}
-	if b.subscribed {
-		return "", errors.New("sseredis: Subscribe called twice")
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, publishTimeout)
-	defer cancel()
-	res, err := headScript.Run(ctx, b.client, []string{b.stream, b.epochKey}, newEpoch()).StringSlice()
-	if err != nil {
-		return "", fmt.Errorf("sseredis: subscribe: %w", err)
-	}
-	if len(res) != 3 {
-		return "", fmt.Errorf("sseredis: subscribe: unexpected reply %q", res)
-	}
-	last, ok1 := parseID(res[1])
-	base, ok2 := parseID(res[2])
-	if !ok1 || !ok2 {
-		return "", fmt.Errorf("sseredis: subscribe: bad stream id in %q", res)
-	}
-	b.subscribed = true
-	b.reader, b.owned = readerFor(b.client)
-	b.lineage.Store(&lineage{res[0], base})
-	b.wg.Add(1)
-	go b.follow(h, res[0], last)
-	return res[0] + "-" + last.String(), nil
-}
-
-// follow reads the stream after last and delivers its entries until the
-// broker is closed, reconnecting with backoff on errors.
-func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
-	defer b.wg.Done()
-	var backoff time.Duration
-	failing := false
-	fail := func(what string, err error) {
-		if b.ctx.Err() != nil {
-			return
-		}
-		if !failing {
-			b.log.Warn("sseredis: follower lost Redis, retrying", "op", what, "err", err)
-			failing = true
-		}
-		backoff = min(max(2*backoff, 50*time.Millisecond), maxBackoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-b.ctx.Done():
-			t.Stop()
-		}
-	}
-	for b.ctx.Err() == nil {
-		reply, err := fetchScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey, b.metaKey, b.wakeKey},
-			newEpoch(), epoch, last.String(), fetchCount).Slice()
-		if err != nil {
-			fail("fetch", err)
-			continue
-		}
-		if failing {
-			b.log.Info("sseredis: follower reconnected", "last", epoch+"-"+last.String())
-			failing, backoff = false, 0
-		}
-		kind, _ := index(reply, 0).(string)
-		word, _ := index(reply, 1).(string)
-		switch kind {
-		case "epoch":
-			// Redis lost data (flushed, restarted without it, failed over
-			// to a replica that missed writes: another node then started
-			// the epoch). Entries of the old epoch that this node had not
-			// read may be gone, and nothing tells which: the hub ends its
-			// streams, and their clients resume from what they received,
-			// with a reset ("epoch") and the new epoch from its start. The
-			// follower carries on from the new epoch's base, as every
-			// node does: positions of the new epoch mean the same entries
-			// everywhere.
-			base, ok := parseID(str(index(reply, 2)))
-			if !ok || word == "" {
-				fail("fetch", fmt.Errorf("unexpected reply %v", reply))
-				continue
-			}
-			b.log.Warn("sseredis: Redis has a new epoch (it lost data): the hub ends its streams; their clients resume with a reset",
-				"old", epoch, "delivered", epoch+"-"+last.String(), "new", word+"-"+base.String())
-			epoch, last = word, base
-			b.lineage.Store(&lineage{word, base})
-			h.HandleGap(epoch + "-" + last.String())
-			continue
-		case "behind":
-			top, _ := parseID(str(index(reply, 2)))
-			b.log.Error("sseredis: the stream has lost what this node delivered (a failover lost writes?): starting a new epoch",
-				"delivered", epoch+"-"+last.String(), "stream_end", top.String())
-			if err := bumpScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey}, newEpoch(), epoch, last.String()).Err(); err != nil {
-				fail("bump", err)
-			}
-			continue
-		case "ok":
-		default:
-			fail("fetch", fmt.Errorf("unexpected reply %v", reply))
-			continue
-		}
-		if gap := str(index(reply, 2)); gap != "" {
-			// Entries were trimmed before this node delivered them: tell
-			// the hub, which ends its streams so that their clients
-			// resume, exactly or with a reset, from what they received.
-			b.log.Error("sseredis: the follower fell behind the history: entries were trimmed before this node delivered them; the hub ends its streams",
-				"delivered", epoch+"-"+last.String(), "trimmed_to", gap)
-			h.HandleGap(epoch + "-" + gap)
-		}
-		entries, _ := index(reply, 3).([]any)
-		for _, e := range entries {
-			m, id, err := decodeEntry(e)
-			if err != nil {
-				b.log.Error("sseredis: skipping a stream entry", "err", err)
-				if id.compare(last) > 0 {
-					last = id
-				}
-				continue
-			}
-			m.Pos = epoch + "-" + id.String()
-			h.HandleMessage(m)
-			last = id
-		}
-		if len(entries) >= fetchCount {
-			continue
-		}
-		// Wait for more, or for a wake (see wake). XREAD's answer only
-		// wakes us: the fetch reads the entries together with their epoch,
-		// and deletes the wake key.
-		err = b.reader.XRead(b.ctx, &redis.XReadArgs{
-			Streams: []string{b.stream, b.wakeKey, last.String(), "0-0"},
-			Count:   1,
-			Block:   b.block,
-		}).Err()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			fail("xread", err)
-		}
-	}
 }
 
 func index(s []any, i int) any {
@@ -570,7 +407,7 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 	}
 	args = append(args, ue, uid.String(), pageEntries, pageBytes)
 	args = append(args, auds...)
-	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey, b.wakeKey}, args...).Slice()
+	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey, b.wakeChannel}, args...).Slice()
 	if err != nil {
 		return false, "", fmt.Errorf("sseredis: replay: %w", err)
 	}
@@ -580,7 +417,7 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 		}
 		return false, kind, nil
 	}
-	pageKeys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.wakeKey}
+	pageKeys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.wakeChannel}
 	for {
 		entries, _ := index(reply, 1).([]any)
 		more := str(index(reply, 2))
@@ -643,7 +480,7 @@ func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn
 		to = nil // the epoch is checked all the same
 	}
 	keys := make([]string, 0, 4+2*len(to))
-	keys = append(keys, b.stream, b.epochKey, b.metaKey, b.wakeKey)
+	keys = append(keys, b.stream, b.epochKey, b.metaKey, b.wakeChannel)
 	for _, t := range to {
 		a := audience(t)
 		keys = append(keys, b.stateKey(a), b.stateOrderKey(a))
@@ -733,20 +570,16 @@ func (b *Broker) EpochOrigin(pos string) (string, bool) {
 	return cur.epoch + "-" + cur.base.String(), true
 }
 
-// wake makes the follower fetch at once: it adds an entry to the
-// follower's wake key, which its XREAD watches (and its next fetch
-// deletes). The key expires by itself if no fetch comes.
-func (b *Broker) wake(ctx context.Context) error {
-	return wakeScript.Run(ctx, b.client, []string{b.wakeKey}).Err()
-}
-
-// Close stops the follower and waits for it to return. With a follower on
-// a client of its own (see New), it closes that client, which cuts the
-// follower's command in flight: Close returns at once whatever Redis does,
-// and sends Redis nothing. With a follower on the broker's client, it
-// wakes the follower through its wake key and waits for it. Once Close
-// has begun, Publish, Replay and Snapshot fail with ErrClosed. Close does
-// not close the client given to New.
+// Close stops the follower and waits for it to return. It closes the
+// follower's subscription, which cuts its wait for a push at once, and,
+// with a follower on a client of its own (see New), that client, which
+// cuts a read of the stream in flight: Close then returns at once whatever
+// Redis does, and sends Redis nothing. With a follower on the broker's
+// client, it waits for such a read, up to the client's ReadTimeout when
+// Redis does not answer. Publish calls whose batch is in flight end with
+// it, on their own goroutines. Once Close has begun, Publish, Replay and
+// Snapshot fail with ErrClosed. Close does not close the client given to
+// New.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed.Load() {
@@ -754,28 +587,21 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed.Store(true)
-	subscribed, reader, owned := b.subscribed, b.reader, b.owned
+	subscribed, reader, owned, ps := b.subscribed, b.reader, b.owned, b.ps
 	b.mu.Unlock()
 	b.cancel()
 	if !subscribed {
 		return nil
 	}
+	_ = ps.Close()
+	var err error
 	if owned {
-		var err error
 		if cerr := reader.Close(); cerr != nil {
 			err = fmt.Errorf("sseredis: close: %w", cerr)
 		}
-		b.wg.Wait()
-		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wakeTimeout)
-	defer cancel()
-	woke := b.wake(ctx) // if Redis does not answer, the XREAD ends by its timeout
 	b.wg.Wait()
-	if woke == nil {
-		_ = b.client.Del(ctx, b.wakeKey).Err() // else it expires
-	}
-	return nil
+	return err
 }
 
 // errMoved is Snapshot's error when Redis has moved past until: it lost

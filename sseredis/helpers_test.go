@@ -160,6 +160,12 @@ func newNode(t *testing.T, name string, r *redisServer, opts Options) *node {
 // newNodeOn starts a node whose broker uses client, which it closes.
 func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *node {
 	t.Helper()
+	return newNodeWith(t, name, client, opts, nil)
+}
+
+// newNodeWith is newNodeOn with the hub's Config changed by tweak, if set.
+func newNodeWith(t *testing.T, name string, client *redis.Client, opts Options, tweak func(*sse.Config)) *node {
+	t.Helper()
 	if opts.Block == 0 {
 		opts.Block = 200 * time.Millisecond
 	}
@@ -170,7 +176,7 @@ func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *n
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := sse.NewHub(sse.Config{
+	cfg := sse.Config{
 		Broker:    b,
 		Heartbeat: -1,
 		Logger:    testLogger(t).With("node", name),
@@ -181,7 +187,11 @@ func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *n
 			return "anon-" + strconv.FormatInt(time.Now().UnixNano(), 36), nil
 		},
 		Topics: func(r *http.Request) ([]string, error) { return r.URL.Query()["topic"], nil },
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	hub, err := sse.NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

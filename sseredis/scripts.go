@@ -7,12 +7,16 @@ import (
 )
 
 // The broker's Lua scripts, one file each under lua/: every file says what
-// its script does, its KEYS and ARGV and its reply. common.lua holds the
-// helpers every script shares and is prepended to each: see there for the
-// epoch key and the stream ids.
+// its script does, its KEYS and ARGV and its reply. core.lua holds the
+// helpers every script shares and is prepended to each (see there for the
+// epoch key and the stream ids); common.lua those all but the publish
+// script share (each helper costs a closure per call).
 var (
+	//go:embed lua/core.lua
+	luaCore string
 	//go:embed lua/common.lua
-	luaCommon string
+	luaCommonRest string
+	luaCommon     = luaCore + luaCommonRest
 	//go:embed lua/publish.lua
 	luaPublish string
 	//go:embed lua/head.lua
@@ -27,19 +31,19 @@ var (
 	luaPage string
 	//go:embed lua/snapshot.lua
 	luaSnapshot string
-	//go:embed lua/wake.lua
-	luaWake string
+	//go:embed lua/control.lua
+	luaControl string
 )
 
 var (
-	publishScript  = redis.NewScript(luaCommon + luaPublish)
+	publishScript  = redis.NewScript(luaCore + luaPublish)
 	headScript     = redis.NewScript(luaCommon + luaHead)
 	fetchScript    = redis.NewScript(luaCommon + luaFetch)
 	bumpScript     = redis.NewScript(luaCommon + luaBump)
 	replayScript   = redis.NewScript(luaCommon + luaReplay)
 	pageScript     = redis.NewScript(luaCommon + luaPage)
 	snapshotScript = redis.NewScript(luaCommon + luaSnapshot)
-	wakeScript     = redis.NewScript(luaCommon + luaWake)
+	controlScript  = redis.NewScript(luaCommon + luaControl)
 )
 
-var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, pageScript, snapshotScript, wakeScript}
+var scripts = []*redis.Script{publishScript, headScript, fetchScript, bumpScript, replayScript, pageScript, snapshotScript, controlScript}

@@ -1,27 +1,6 @@
--- Helpers every script shares (prepended to each).
+-- Helpers most scripts share (prepended, after core.lua, to all but
+-- publish.lua).
 --
--- Stream ids are "<ms>-<seq>"; idlt orders two of them. The epoch key holds
--- "<epoch> <base>": the epoch and the stream id its lineage starts after
--- ("0-0" for a fresh Redis; when a follower found Redis behind what it had
--- delivered, the newest id the stream kept at or before that). Every node
--- delivers the epoch's entries after its base. ensureEpoch creates the key
--- when it is missing (Redis lost its data), with the candidate epoch the
--- caller drew.
-local function idparts(a)
-  local ms, seq = string.match(a, "^(%d+)-(%d+)$")
-  return tonumber(ms), tonumber(seq)
-end
-local function idlt(a, b)
-  local am, as = idparts(a)
-  local bm, bs = idparts(b)
-  if am ~= bm then return am < bm end
-  return as < bs
-end
-local function newest(stream)
-  local top = redis.call("XREVRANGE", stream, "+", "-", "COUNT", 1)
-  if #top > 0 then return top[1][1] end
-  return "0-0"
-end
 -- kept reports whether the stream holds id, or held it and trimmed it
 -- (trimmed: the newest trimmed id): false means Redis lost it.
 local function kept(stream, meta, id)
@@ -30,19 +9,10 @@ local function kept(stream, meta, id)
   local trimmed = redis.call("HGET", meta, "trimmed")
   return trimmed ~= false and not idlt(trimmed, id)
 end
-local function ensureEpoch(key, cand, stream)
-  local e = redis.call("GET", key)
-  if not e then
-    e = cand .. " " .. newest(stream)
-    redis.call("SET", key, e)
-  end
-  return string.match(e, "^(%S+) (%S+)$")
-end
--- wake makes a follower fetch at once: its XREAD watches its wake key,
--- and its fetch deletes the key. The key expires if no fetch comes.
-local function wake(key)
-  redis.call("XADD", key, "MAXLEN", "1", "*", "w", "1")
-  redis.call("PEXPIRE", key, 60000)
+-- wake makes a follower fetch at once: it is subscribed to its wake
+-- channel (named like a key of the stream's, so that it is passed in KEYS).
+local function wake(channel)
+  redis.call("PUBLISH", channel, "w")
 end
 -- moved reports whether Redis has moved past a position this node was
 -- delivered (its epoch word and stream id): another epoch, or a stream

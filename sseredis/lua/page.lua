@@ -4,7 +4,7 @@
 -- woken), {"expired"} when entries after the last one read, for the
 -- stream's audiences, were trimmed meanwhile; else {"ok", entries, more}.
 --
--- KEYS: stream, epoch, meta, evicted, wake key. ARGV: until's epoch, until's
+-- KEYS: stream, epoch, meta, evicted, wake channel. ARGV: until's epoch, until's
 -- id, the last id read, entries and bytes per page, then the audiences of
 -- the stream.
 if moved(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then

@@ -8,7 +8,7 @@
 -- follower and answers "ahead": the hub waits for the follower's news and
 -- asks again.
 --
--- KEYS: stream, epoch, meta, evicted, ids, wake key. ARGV: after's epoch,
+-- KEYS: stream, epoch, meta, evicted, ids, wake channel. ARGV: after's epoch,
 -- after's id, until's epoch, until's id, entries and bytes per page, then
 -- the audiences of the stream; an after's epoch "" means that after's id is
 -- an application-set ID.

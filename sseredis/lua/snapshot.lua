@@ -11,7 +11,7 @@
 -- common.lua): the broker then fails, and the hub's stream retries once
 -- its follower has caught up.
 --
--- KEYS: stream, epoch, meta, wake key, then for each audience its state
+-- KEYS: stream, epoch, meta, wake channel, then for each audience its state
 -- hash and its state order. ARGV: until's epoch, until's id, cursor ("" at
 -- the start), count, bytes.
 if moved(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then
