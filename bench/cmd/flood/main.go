@@ -3,9 +3,19 @@
 // loopback addresses (127.0.1.x) and broadcasts timestamped events; a probe
 // (from 127.0.2.x, one address after another) opens a stream every 20 ms
 // and times it, from dialing to the stream's first event (the sse-position
-// that ends a fresh start); meanwhile, in some phases, a flooder from
-// 127.0.0.2 opens streams as fast as -rate asks and drops each one as soon
-// as its answer begins.
+// that ends a fresh start); meanwhile, in some phases, a flooder (a process
+// of its own) from 127.0.0.2 opens streams as fast as -rate asks and drops
+// each one as soon as its answer begins.
+//
+// Where taskset(1) is found, the flooder is pinned to CPU 1 and the rest
+// (the hub, the streams, the probe) to CPU 0, so that what the others see
+// is the hub's doing and not the flooder's: 5,000 connects a second cost
+// the connecting side far more than the hub (run unpinned, the flooder's
+// connects took both cores and starved the probe in the same process). The
+// flooder's connects are as cheap as it can make them, as an attacker's
+// would be: the port is picked at connect (IP_BIND_ADDRESS_NO_PORT) and a
+// connection is dropped with a reset, leaving no TIME_WAIT to exhaust the
+// address's ports.
 //
 // Three phases, each against a fresh server, side by side in one run:
 //
@@ -35,6 +45,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,14 +65,19 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "flooder" {
+		flooder(os.Args[2:])
+		return
+	}
+	pinSelf()
 	streams := flag.Int("streams", 1000, "streams of the other clients, from 127.0.1.1 to 127.0.1.250")
 	rate := flag.Float64("rate", 5000, "the flood's connects per second, from 127.0.0.2")
 	events := flag.Float64("events", 20, "broadcasts per second")
 	phase := flag.Duration("for", 10*time.Second, "the measured time of each phase")
 	flag.Parse()
-	fmt.Printf("flood: %d streams, %.0f connects/s from one address, %.0f events/s, %v a phase\n\n", *streams, *rate, *events, *phase)
-	fmt.Println("| phase | probe connect p50 | p99 | delivery p50 | p99 | lost | flood served | refused | server CPU |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Printf("flood: %d streams, %.0f connects/s from one address, %.0f events/s, %v a phase; pinned: %v\n\n", *streams, *rate, *events, *phase, pinned())
+	fmt.Println("| phase | probe connect p50 | p99 | delivery p50 | p99 | lost | flood served | refused | server CPU | flooder CPU |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	failed := false
 	for _, ph := range []struct {
 		name    string
@@ -74,9 +90,9 @@ func main() {
 			failed = true
 			continue
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %d | %d | %d | %.0f %% |\n", ph.name,
+		fmt.Printf("| %s | %s | %s | %s | %s | %d | %d | %d | %.0f %% | %.0f %% |\n", ph.name,
 			ms(r.connect, 0.5), ms(r.connect, 0.99), ms(r.delivery, 0.5), ms(r.delivery, 0.99),
-			r.lost, r.served, r.refused, 100*r.cpu)
+			r.lost, r.served, r.refused, 100*r.cpu, 100*r.flooderCPU)
 	}
 	if failed {
 		os.Exit(1)
@@ -88,7 +104,7 @@ type result struct {
 	connect, delivery []time.Duration
 	lost              int64
 	served, refused   int64
-	cpu               float64 // of one core
+	cpu, flooderCPU   float64 // of one core
 }
 
 func ms(ds []time.Duration, q float64) string {
@@ -106,7 +122,7 @@ func runPhase(n int, rate, events float64, d time.Duration, flood, limited bool)
 	if limited {
 		args = append(args, "-limited")
 	}
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := command("0", args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -144,12 +160,22 @@ func runPhase(n int, rate, events float64, d time.Duration, flood, limited bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var served, refused atomic.Int64
+	var fl *exec.Cmd
+	var flOut strings.Builder
 	if flood {
-		wg.Go(func() { floodFrom(ctx, addr, rate, &served, &refused) })
+		fl = command("1", "flooder", "-addr", addr, "-rate", fmt.Sprint(rate))
+		fl.Stdout, fl.Stderr = &flOut, os.Stderr
+		if err := fl.Start(); err != nil {
+			return nil, err
+		}
+		defer func() { _ = fl.Process.Kill(); _ = fl.Wait() }()
 	}
 	time.Sleep(time.Second) // the flood under way
 	cpu0, t0 := procCPU(cmd.Process.Pid), time.Now()
+	var flCPU0 time.Duration
+	if fl != nil {
+		flCPU0 = procCPU(fl.Process.Pid)
+	}
 	mu.Lock()
 	r.delivery = r.delivery[:0] // measure from here
 	mu.Unlock()
@@ -162,10 +188,20 @@ func runPhase(n int, rate, events float64, d time.Duration, flood, limited bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.cpu = float64(procCPU(cmd.Process.Pid)-cpu0) / float64(time.Since(t0))
+	elapsed := float64(time.Since(t0))
+	r.cpu = float64(procCPU(cmd.Process.Pid)-cpu0) / elapsed
+	if fl != nil {
+		r.flooderCPU = float64(procCPU(fl.Process.Pid)-flCPU0) / elapsed
+		_ = fl.Process.Signal(syscall.SIGTERM)
+		if err := fl.Wait(); err != nil {
+			return nil, fmt.Errorf("flooder: %w", err)
+		}
+		if _, err := fmt.Sscan(flOut.String(), &r.served, &r.refused); err != nil {
+			return nil, fmt.Errorf("flooder said %q: %w", flOut.String(), err)
+		}
+	}
 	cancel()
 	wg.Wait()
-	r.served, r.refused = served.Load(), refused.Load()
 	return &r, nil
 }
 
@@ -243,6 +279,22 @@ func probe(from, addr string) (time.Duration, error) {
 	}
 }
 
+// flooder is the flooding process: it opens streams from 127.0.0.2 at
+// -rate per second, reading each answer's first bytes and dropping it,
+// until SIGTERM; then it prints the streams it was served and the refusals
+// it got.
+func flooder(args []string) {
+	fs := flag.NewFlagSet("flooder", flag.ExitOnError)
+	addr := fs.String("addr", "", "the hub's address")
+	rate := fs.Float64("rate", 5000, "connects per second")
+	_ = fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	var served, refused atomic.Int64
+	floodFrom(ctx, *addr, *rate, &served, &refused)
+	fmt.Println(served.Load(), refused.Load())
+}
+
 // floodFrom opens streams from 127.0.0.2 at rate per second, reading each
 // answer's first bytes and dropping it, until ctx ends.
 func floodFrom(ctx context.Context, addr string, rate float64, served, refused *atomic.Int64) {
@@ -251,6 +303,17 @@ func floodFrom(ctx context.Context, addr string, rate float64, served, refused *
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate * 10)) // ten at a time
 	defer tick.Stop()
 	sem := make(chan struct{}, 512) // connects in flight
+	d := net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")},
+		Timeout:   5 * time.Second,
+		Control: func(_, _ string, c syscall.RawConn) error {
+			// The port is picked at connect, for this destination only: a
+			// bind to port 0 would look for one free for every destination.
+			return c.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+			})
+		},
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -265,10 +328,11 @@ func floodFrom(ctx context.Context, addr string, rate float64, served, refused *
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				conn, err := dial("127.0.0.2", addr)
+				conn, err := d.DialContext(ctx, "tcp", addr)
 				if err != nil {
 					return
 				}
+				_ = conn.(*net.TCPConn).SetLinger(0) // a reset: no TIME_WAIT holds the port
 				defer conn.Close()
 				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 				fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
@@ -289,6 +353,42 @@ func floodFrom(ctx context.Context, addr string, rate float64, served, refused *
 			})
 		}
 	}
+}
+
+// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.
+const ipBindAddressNoPort = 24
+
+// command returns a command running this program with args, pinned to cpu
+// where taskset(1) is found.
+func command(cpu string, args ...string) *exec.Cmd {
+	if path, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() > 1 {
+		return exec.Command(path, append([]string{"-c", cpu, os.Args[0]}, args...)...)
+	}
+	return exec.Command(os.Args[0], args...)
+}
+
+// pinned reports whether this process runs pinned (see pinSelf).
+func pinned() bool { return os.Getenv("FLOOD_PINNED") != "" }
+
+// pinSelf runs this program again pinned to CPU 0 (where the hub runs too),
+// where taskset(1) is found, and exits with its status.
+func pinSelf() {
+	path, err := exec.LookPath("taskset")
+	if pinned() || err != nil || runtime.NumCPU() < 2 {
+		return
+	}
+	cmd := exec.Command(path, append([]string{"-c", "0", os.Args[0]}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), "FLOOD_PINNED=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "flood:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // procCPU returns the CPU time a process has used (user and system).
