@@ -37,7 +37,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 // redisServer is a redis-server the test started, on a loopback port of
 // its own, in a temporary directory.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	port int
 	args []string
@@ -53,7 +53,7 @@ func ci() bool {
 
 // startRedis starts a redis-server without persistence (extra arguments
 // may change that) and stops it at cleanup.
-func startRedis(t *testing.T, extra ...string) *redisServer {
+func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
 	bin := redisBinary
 	if _, err := os.Stat(bin); err != nil {
