@@ -12,11 +12,11 @@ import (
 // and writes the response head and a retry field (none if retry is not
 // positive) to it. From then on the stream writes straight to the socket,
 // and a goroutine of the hub's (watch) notices the client leaving. Once
-// its start is written, the handler hands the stream to Hub.drive and
-// returns: net/http's goroutine, with the deep stack its request took, and
-// its buffers for the connection are then freed. hijack reports false,
-// with a nil error, when the ResponseWriter cannot hijack: the stream is
-// then served through net/http as usual.
+// its start is written, the handler hands the stream to the hub
+// (Hub.handOff) and returns: net/http's goroutine, with the deep stack its
+// request took, and its buffers for the connection are then freed. hijack
+// reports false, with a nil error, when the ResponseWriter cannot hijack:
+// the stream is then served through net/http as usual.
 func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 	conn, _, err := s.rc.Hijack()
 	if err != nil {
@@ -55,7 +55,7 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 		r.Body, r.GetBody = http.NoBody, nil
 		s.info.Request = r
 	}
-	s.ended = make(chan struct{})
+	s.holds = 2 // the reader's and the stream's end's: see letGo
 	h.track.add(1)
 	go h.watch(s)
 	if err := s.write([]*envelope{control(head.Bytes())}); err != nil {
@@ -70,8 +70,8 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 // watch reads s's connection until it fails: its client closing the
 // connection, or Hub.end waking it because the stream ended. It then ends
 // the stream as the client's leaving (unless it already ended), as
-// net/http's background read does for the streams it serves, waits for
-// the stream to end and hangs up.
+// net/http's background read does for the streams it serves, and lets go
+// of the connection.
 func (h *Hub) watch(s *stream) {
 	defer h.track.done()
 	var b [64]byte
@@ -80,9 +80,26 @@ func (h *Hub) watch(s *stream) {
 			break
 		}
 	}
-	reason := s.close(ReasonClientGone) // or why it had ended already
-	<-s.ended
-	s.hangUp(reason)
+	s.close(ReasonClientGone) // unless it had ended already
+	s.letGo()
+}
+
+// letGo releases a hold on a taken-over connection: its reader's, once it
+// stopped reading, or the stream's end's (Hub.end), once the stream is
+// unregistered and OnDisconnect has returned. The last to let go hangs up,
+// so that a linger or a TLS alert never delays OnDisconnect, and nothing
+// reads the connection while it does.
+func (s *stream) letGo() {
+	s.connMu.Lock()
+	s.holds--
+	last := s.holds == 0
+	s.connMu.Unlock()
+	if last {
+		s.mu.Lock()
+		reason := s.reason // the stream has ended: its end or its reader closed it
+		s.mu.Unlock()
+		s.hangUp(reason)
+	}
 }
 
 // lingerTime bounds how long a connection that the hub ends lingers for its
@@ -123,19 +140,41 @@ func (s *stream) hangUp(reason DisconnectReason) {
 	_ = raw.Close()
 }
 
-// drive runs the writer of a stream that took its connection over, on a
-// fresh goroutine with a shallow stack, then ends the stream. The request
-// has been answered, so its context is over: the stream ends when its
-// client leaves (watch), the hub ends it, or a write fails. A panic, in
-// OnDisconnect say, is logged: there is no net/http handler to recover it.
-func (h *Hub) drive(s *stream, info StreamInfo) {
-	reason := ReasonWriteFailed
+// handOff hands a stream that took its connection over, and whose start is
+// written, to the hub: from now on a drain writes it whenever its queue
+// becomes non-empty (Hub.drain), and ends it, and its handler returns. The
+// request has been answered, so its context is over: the stream ends when
+// its client leaves (watch), the hub ends it, or a write fails. Unless
+// OnDisconnect needs them, the stream lets go of its request and what else
+// only its start needed.
+func (h *Hub) handOff(s *stream, start StartKind) {
+	s.info.Start = start
+	if h.cfg.OnDisconnect == nil {
+		s.info.Request, s.info.Topics, s.info.LastEventID = nil, nil, ""
+	}
+	s.mu.Lock()
+	s.driven = true
+	begin := s.startDrain() // what was queued during the start, or its end
+	s.mu.Unlock()
+	s.wakeUp(nil, begin)
+}
+
+// drain is the writer of a driven stream, on a goroutine of its own: it
+// writes what is queued until the queue is empty and returns, or ends the
+// stream once it has ended. A panic, in OnDisconnect say, is logged: there
+// is no net/http handler to recover it.
+func (h *Hub) drain(s *stream) {
+	reason, ended := ReasonWriteFailed, true // unless the drain returns
 	defer func() {
 		if p := recover(); p != nil {
 			h.alarm().Error("sse: panic in a stream's writer or OnDisconnect", "client", s.info.ClientID, "panic", p,
 				"stack", string(debug.Stack()))
 		}
 	}()
-	defer func() { h.end(s, info, reason) }() // even if run panics
-	reason = s.run(nil)
+	defer func() {
+		if ended { // even if the drain panicked
+			h.end(s, s.info, reason)
+		}
+	}()
+	reason, ended = s.drain()
 }

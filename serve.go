@@ -105,12 +105,14 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 	if s.unbounded {
 		defer h.track.bound(-1)
 	}
+	if s.conn != nil {
+		// After OnDisconnect, even if it panics: whichever of this and the
+		// connection's reader lets go last hangs up.
+		defer s.letGo()
+	}
 	s.finish()
 	h.unregister(s)
 	if s.conn != nil {
-		// The connection's reader hangs up (stream.hangUp), so that a
-		// linger or a TLS alert never delays OnDisconnect.
-		close(s.ended)
 		_ = s.conn.SetReadDeadline(time.Now()) // wakes the reader
 	}
 	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", reason)
@@ -199,17 +201,15 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 // serve writes the stream's start (OnConnect, the headers, then a replay,
 // a reset, a snapshot, a position: see writeStart), then its queue until
 // it ends, and says why it ended. A stream that took its connection over
-// is handed off instead (handedOff): its writer goes on in a goroutine of
-// its own (Hub.drive), and the handler returns.
+// is handed off instead (handedOff): the hub's goroutines write it when
+// there is something to write (Hub.handOff), and the handler returns.
 func (h *Hub) serve(op *opening, reg registration) (reason DisconnectReason, handedOff bool) {
 	s, r := op.s, op.r
 	if reason, live := h.writeStart(op, reg); !live {
 		return h.cutByServer(s, reason), false
 	}
 	if s.conn != nil {
-		info := *op.info
-		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
-		go h.drive(s, info)
+		h.handOff(s, op.info.Start)
 		return 0, true
 	}
 	return h.cutByServer(s, s.run(r.Context().Done())), false

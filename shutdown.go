@@ -220,7 +220,7 @@ func (h *Hub) hook(fn func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			// Counted, then passed on: net/http recovers it, logs it and
-			// aborts the request's connection (drive logs it for a stream
+			// aborts the request's connection (Hub.drain logs it for a stream
 			// that took its connection over).
 			h.stats.hookPanics.Add(1)
 			panic(p)

@@ -12,32 +12,37 @@ import (
 
 // stream is one connected event stream (the server side; the Go client that
 // reads one is Client, in client.go): a bounded queue of frames that any
-// goroutine may add to without blocking, and the writer that drains it, which
-// runs on the stream's own request goroutine.
+// goroutine may add to without blocking, and the writer that drains it. The
+// writer runs on the stream's own request goroutine (run), or, once a
+// stream that took its connection over is handed to the hub (driven), on a
+// goroutine started when its queue becomes non-empty, which returns once
+// it is empty again (Hub.drain): an idle driven stream holds no goroutine
+// of its own to write.
 type stream struct {
 	// What a delivery touches, kept together.
-	mu     sync.Mutex  // guards the fields up to held
-	queue  []*envelope // in delivery order; conflation may leave nil holes
-	bytes  int         // sum of the queued frames' lengths
-	holes  int         // nil entries in queue
-	closed bool
-	reason DisconnectReason
-	hub    *Hub
+	mu      sync.Mutex  // guards the fields up to held
+	queue   []*envelope // in delivery order; conflation may leave nil holes
+	bytes   int         // sum of the queued frames' lengths
+	holes   int         // nil entries in queue
+	closed  bool
+	reason  DisconnectReason
+	driven  bool // the hub's drains write it (see Hub.handOff)
+	writing bool // with driven: a drain runs, or is about to
+	hub     *Hub
 
 	keyed map[uint64]int // for long queues: where each state's frame is, by envelope.stateHash
 
 	holding int         // run-time subscriptions whose state is being read (see hold)
 	held    []heldFrame // deliveries meanwhile, and where each state goes
 
-	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
+	wake  chan struct{} // made by run, the request goroutine's writer: "the queue changed or the stream closed"; guarded by mu
 	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
 
-	info  StreamInfo
-	addr  string // the remote address's host, for Config.MaxStreamsPerAddress
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	conn  net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
-	ended chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
+	info StreamInfo
+	addr string // the remote address's host, for Config.MaxStreamsPerAddress
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	conn net.Conn // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
 
 	// Guarded by hub.mu.
 	topics map[string]struct{}
@@ -47,6 +52,7 @@ type stream struct {
 	opened   bool       // the headers are out; guarded by connMu
 	finished bool       // the handler is returning; guarded by connMu
 	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
+	holds    int8       // with conn: who has yet to let go of it, the last hanging up (see letGo); guarded by connMu
 
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
@@ -65,7 +71,6 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 		info: info,
 		w:    w,
 		rc:   http.NewResponseController(w),
-		wake: make(chan struct{}, 1),
 	}
 	if info.Request != nil {
 		s.addr = remoteHost(info.Request.RemoteAddr)
@@ -102,6 +107,11 @@ func (s *stream) enqueue(m *envelope) bool {
 		return true
 	}
 	ok, wasEmpty, filling := s.push(m)
+	var wake chan struct{}
+	start := false
+	if ok && wasEmpty {
+		wake, start = s.wake, s.startDrain()
+	}
 	s.mu.Unlock()
 	if !ok {
 		s.overflow()
@@ -113,7 +123,7 @@ func (s *stream) enqueue(m *envelope) bool {
 	if wasEmpty {
 		// A non-empty queue was signalled when it became non-empty and has
 		// not been taken since (take empties it): the writer will see m.
-		s.signal()
+		s.wakeUp(wake, start)
 	}
 	return true
 }
@@ -249,17 +259,45 @@ func (s *stream) close(reason DisconnectReason) DisconnectReason {
 		s.closed, s.reason = true, reason
 	}
 	reason = s.reason
+	wake, start := s.wake, s.startDrain()
 	s.mu.Unlock()
-	s.signal()
+	s.wakeUp(wake, start)
 	return reason
 }
 
-// signal wakes the writer. The channel is never closed, so signalling a
-// finished stream is harmless.
+// signal wakes the writer: the request goroutine's (run), or for a driven
+// stream a drain, started unless one runs. Signalling a finished stream is
+// harmless: its channel is never closed, and no drain starts for it.
 func (s *stream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.mu.Lock()
+	wake, start := s.wake, s.startDrain()
+	s.mu.Unlock()
+	s.wakeUp(wake, start)
+}
+
+// startDrain reports whether a drain of a driven stream must start: one
+// that has something to write, or has ended, and no drain running; it then
+// marks one running. Callers hold s.mu and call wakeUp once they release it.
+func (s *stream) startDrain() bool {
+	if !s.driven || s.writing || (len(s.queue) == 0 && !s.closed) {
+		return false
+	}
+	s.writing = true
+	return true
+}
+
+// wakeUp starts a drain (start, from startDrain), or wakes the writer
+// waiting on wake, if any.
+func (s *stream) wakeUp(wake chan struct{}, start bool) {
+	if start {
+		go s.hub.drain(s)
+		return
+	}
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -290,39 +328,81 @@ func (s *stream) take() (batch []*envelope, closed bool, reason DisconnectReason
 	return batch, closed, reason
 }
 
-// run drains the queue until the stream ends, and returns why it ended.
+// run drains the queue on the request's goroutine until the stream ends,
+// and returns why it ended.
 func (s *stream) run(done <-chan struct{}) DisconnectReason {
+	wake := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.wake = wake // frames queued before are taken below, without a signal
+	s.mu.Unlock()
 	for {
-		if s.idleClear && !s.deadlineAt.IsZero() && len(s.wake) == 0 {
-			s.disarm() // about to wait, with no write pending
-		}
-		select {
-		case <-s.wake:
-		case <-done:
-			return ReasonClientGone
-		}
 		batch, closed, reason := s.take()
 		if len(batch) > 0 {
-			err := s.write(batch)
-			// Keep the drained slice for the next drain, so a busy stream
-			// queues without allocating; a stream idle enough for a lone
-			// heartbeat gives a large one back to the garbage collector.
-			idle := len(batch) == 1 && batch[0].heartbeat
-			clear(batch)
-			if !idle || cap(batch) <= idleSpare {
-				s.spare = batch[:0]
-			}
-			if err != nil {
-				// A stream ended as slow while its write was blocked ends as slow.
-				reason := s.close(ReasonWriteFailed)
-				s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
-				return reason
+			if err := s.writeBatch(batch); err != nil {
+				return s.failed(err)
 			}
 		}
 		if closed {
 			return reason
 		}
+		if s.idleClear && !s.deadlineAt.IsZero() && len(wake) == 0 {
+			s.disarm() // about to wait, with no write pending
+		}
+		select {
+		case <-wake:
+		case <-done:
+			return ReasonClientGone
+		}
 	}
+}
+
+// drain writes a driven stream's queue until it is empty, and returns; or,
+// once the stream has ended, returns why (ended). It runs on a goroutine of
+// its own (Hub.drain), one at a time per stream (writing), and leaves no
+// write deadline in place when it returns.
+func (s *stream) drain() (reason DisconnectReason, ended bool) {
+	for {
+		batch, closed, reason := s.take()
+		if len(batch) > 0 {
+			if err := s.writeBatch(batch); err != nil {
+				return s.failed(err), true
+			}
+		}
+		if closed {
+			return reason, true
+		}
+		if !s.deadlineAt.IsZero() {
+			s.disarm()
+		}
+		s.mu.Lock()
+		if len(s.queue) == 0 && !s.closed {
+			s.writing = false // from here another drain may start
+			s.mu.Unlock()
+			return 0, false
+		}
+		s.mu.Unlock()
+	}
+}
+
+// writeBatch writes batch, then keeps the drained slice for the next
+// drain, so a busy stream queues without allocating; a stream idle enough
+// for a lone heartbeat gives a large one back to the garbage collector.
+func (s *stream) writeBatch(batch []*envelope) error {
+	err := s.write(batch)
+	idle := len(batch) == 1 && batch[0].heartbeat
+	clear(batch)
+	if !idle || cap(batch) <= idleSpare {
+		s.spare = batch[:0]
+	}
+	return err
+}
+
+// failed ends a stream whose write failed and returns why it ended: a
+// stream ended as slow while its write was blocked ends as slow.
+func (s *stream) failed(err error) DisconnectReason {
+	reason := s.close(ReasonWriteFailed)
+	s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
+	return reason
 }
 
 // idleSpare is the largest drained queue an idle stream keeps for reuse.
