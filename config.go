@@ -162,6 +162,19 @@ type Config struct {
 	// connection to net/http.
 	Hijack bool
 
+	// Poll, with Hijack, watches the taken-over connections for their
+	// clients leaving from one goroutine per hub, on one epoll instance
+	// (Linux), instead of a reader goroutine per stream: an idle stream
+	// then holds no goroutine at all, and costs about a third of the
+	// memory (see the README's "Many idle streams"). A client's leaving is
+	// noticed at once all the same. A client that sends anything after
+	// its request (pipelined requests, a TLS alert) gets a reader
+	// goroutine from then on. On other platforms, and for connections
+	// without a file descriptor, every taken-over stream has its reader,
+	// as without Poll. Ignored without Hijack. False gives every
+	// taken-over stream a reader goroutine.
+	Poll bool
+
 	// OnConnect, if set, is called once for every stream, after it is
 	// registered and before anything is written to it, so a Hub.Send from
 	// OnConnect reaches it, after the stream's replay or snapshot.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -11,7 +12,8 @@ import (
 // hijack takes s's HTTP/1.x connection over from net/http (Config.Hijack)
 // and writes the response head and a retry field (none if retry is not
 // positive) to it. From then on the stream writes straight to the socket,
-// and a goroutine of the hub's (watch) notices the client leaving. Once
+// and a goroutine of the hub's (watch; with Config.Poll, the hub's poller)
+// notices the client leaving. Once
 // its start is written, the handler hands the stream to the hub
 // (Hub.handOff) and returns: net/http's goroutine, with the deep stack its
 // request took, and its buffers for the connection are then freed. hijack
@@ -55,9 +57,10 @@ func (h *Hub) hijack(s *stream, retry time.Duration) (bool, error) {
 		r.Body, r.GetBody = http.NoBody, nil
 		s.info.Request = r
 	}
-	s.holds = 2 // the reader's and the stream's end's: see letGo
-	h.track.add(1)
-	go h.watch(s)
+	s.holds = 1 // the stream's end's, and the reader's once it has one: see letGo
+	if !h.cfg.Poll || !h.pollAdd(s) {
+		h.read(s)
+	}
 	if err := s.write([]*envelope{control(head.Bytes())}); err != nil {
 		return true, err
 	}
@@ -82,6 +85,25 @@ func (h *Hub) watch(s *stream) {
 	}
 	s.close(ReasonClientGone) // unless it had ended already
 	s.letGo()
+	// h stays live across the reads, so that a traceback names the hub
+	// (the tests tell a hub's goroutines by it).
+	runtime.KeepAlive(h)
+}
+
+// read gives s's connection a reader goroutine (watch), unless it has been
+// let go of already: with Config.Poll, once its client sent something.
+func (h *Hub) read(s *stream) {
+	s.connMu.Lock()
+	if s.holds == 0 {
+		s.connMu.Unlock()
+		return
+	}
+	s.holds++
+	s.connMu.Unlock()
+	// The stream's end has not let go, so the stream still holds the
+	// tracker's count.
+	h.track.add(1)
+	go h.watch(s)
 }
 
 // letGo releases a hold on a taken-over connection: its reader's, once it
@@ -117,6 +139,9 @@ const lingerTime = 500 * time.Millisecond
 // take 5 s with a client that stopped reading. Other streams, whose client
 // left or could not keep up, are closed at once.
 func (s *stream) hangUp(reason DisconnectReason) {
+	if s.hub.cfg.Poll {
+		s.hub.pollRemove(s) // before its descriptor may be reused
+	}
 	raw := s.conn
 	if tc, ok := raw.(interface{ NetConn() net.Conn }); ok {
 		raw = tc.NetConn()
@@ -177,4 +202,5 @@ func (h *Hub) drain(s *stream) {
 		}
 	}()
 	reason, ended = s.drain()
+	runtime.KeepAlive(h) // see watch
 }

@@ -46,6 +46,9 @@ type Hub struct {
 
 	hooksRunning atomic.Int64 // hooks running now (see inHook)
 
+	pollMu sync.Mutex // guards poll and every stream's pollFD
+	poll   poller     // with Config.Poll: watches taken-over connections (poll_linux.go)
+
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
 }
 

@@ -113,7 +113,12 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 	s.finish()
 	h.unregister(s)
 	if s.conn != nil {
+		// Nothing watches for the client any more (a Shutdown called from
+		// OnDisconnect waits for the poller to be done with its streams).
 		_ = s.conn.SetReadDeadline(time.Now()) // wakes the reader
+		if h.cfg.Poll {
+			h.pollRemove(s)
+		}
 	}
 	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", reason)
 	if s.connected && h.cfg.OnDisconnect != nil {

@@ -53,6 +53,7 @@ type stream struct {
 	finished bool       // the handler is returning; guarded by connMu
 	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
 	holds    int8       // with conn: who has yet to let go of it, the last hanging up (see letGo); guarded by connMu
+	pollFD   int32      // with Config.Poll: 1 + the descriptor the hub's poller watches, 0 if none; guarded by hub.pollMu
 
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
