@@ -359,8 +359,10 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 
 // drain writes a driven stream's queue until it is empty, and returns; or,
 // once the stream has ended, returns why (ended). It runs on a goroutine of
-// its own (Hub.drain), one at a time per stream (writing), and leaves no
-// write deadline in place when it returns.
+// its own (Hub.drain), one at a time per stream (writing). Driven streams
+// are HTTP/1 connections, where a deadline only bounds the calls made
+// before it passes: as run does, it leaves the deadline in place, to be
+// moved when less than half of it is left (see deadline).
 func (s *stream) drain() (reason DisconnectReason, ended bool) {
 	for {
 		batch, closed, reason := s.take()
