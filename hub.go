@@ -20,7 +20,8 @@ type Hub struct {
 	log    *slog.Logger
 	alarms *slog.Logger // Config.Logger as given: nil means slog.Default() (see warn)
 
-	mu        sync.RWMutex // guards reg, closed, heartbeat; deliveries hold it for reading
+	walking   sync.Mutex   // held by a delivery (deliver), and by what must see none half done
+	mu        sync.RWMutex // guards reg, closed, heartbeat
 	reg       registry
 	closed    bool
 	heartbeat bool // the heartbeat goroutine is running
@@ -178,7 +179,7 @@ func (h *Hub) Disconnect(clientID string) int {
 // Stats returns a snapshot of the hub's state and counters.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	st := Stats{Streams: len(h.reg.all), Clients: len(h.reg.byID), Topics: len(h.reg.byTopic)}
+	st := Stats{Streams: h.reg.n, Clients: len(h.reg.byID), Topics: len(h.reg.byTopic)}
 	h.mu.RUnlock()
 	st.Published = h.stats.published.Load()
 	st.Queued = h.stats.queued.Load()

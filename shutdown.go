@@ -72,7 +72,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closed {
 		h.closed = true
 		close(h.done)
-		streams = append(streams, h.reg.all...)
+		streams = h.reg.streams()
 	}
 	h.mu.Unlock()
 	for _, s := range streams {

@@ -45,8 +45,8 @@ type stream struct {
 	conn net.Conn // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
 
 	// Guarded by hub.mu.
-	topics map[string]struct{}
-	index  int // in hub.reg.all
+	topics     map[string]struct{}
+	registered bool // in the hub's registry
 
 	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
 	opened   bool       // the headers are out; guarded by connMu
@@ -373,9 +373,6 @@ func (s *stream) drain() (reason DisconnectReason, ended bool) {
 		}
 		if closed {
 			return reason, true
-		}
-		if !s.deadlineAt.IsZero() {
-			s.disarm()
 		}
 		s.mu.Lock()
 		if len(s.queue) == 0 && !s.closed {
