@@ -66,7 +66,7 @@ func NewHub(cfg Config) (*Hub, error) {
 		cfg:          cfg,
 		log:          cfg.Logger,
 		alarms:       logger,
-		reg:          newRegistry(),
+		reg:          newRegistry(cfg.MaxStreamsPerAddress > 0),
 		done:         make(chan struct{}),
 		track:        newTracker(),
 		pubsDone:     make(chan struct{}),

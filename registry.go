@@ -10,7 +10,8 @@ type registry struct {
 	n        int // streams registered
 	byID     map[string][]*stream
 	byTopic  map[string]*topicStreams
-	byAddr   map[string]int // streams per remote address (stream.addr)
+	byAddr   map[string]int // with perAddr: streams per remote address (stream.addr)
+	perAddr  bool           // Config.MaxStreamsPerAddress is set
 }
 
 // topicStreams are the streams subscribed to a topic: a set, for
@@ -70,11 +71,12 @@ func (l *walkList) rebuild(keep func(*stream) bool) {
 	l.snap, l.fresh, l.stale, l.dirty = out, nil, 0, false
 }
 
-func newRegistry() registry {
+func newRegistry(perAddr bool) registry {
 	return registry{
 		byID:    make(map[string][]*stream),
 		byTopic: make(map[string]*topicStreams),
 		byAddr:  make(map[string]int),
+		perAddr: perAddr,
 	}
 }
 
@@ -83,7 +85,9 @@ func (r *registry) add(s *stream) {
 	r.n++
 	r.everyone.add(s)
 	r.byID[s.info.ClientID] = append(r.byID[s.info.ClientID], s)
-	r.byAddr[s.addr]++
+	if r.perAddr {
+		r.byAddr[s.addr]++
+	}
 	for t := range s.topics {
 		r.subscribe(s, t)
 	}
@@ -117,8 +121,10 @@ func (r *registry) remove(s *stream) {
 			}
 		}
 	}
-	if r.byAddr[s.addr]--; r.byAddr[s.addr] <= 0 {
-		delete(r.byAddr, s.addr)
+	if r.perAddr {
+		if r.byAddr[s.addr]--; r.byAddr[s.addr] <= 0 {
+			delete(r.byAddr, s.addr)
+		}
 	}
 }
 

@@ -19,15 +19,17 @@ import (
 // it is empty again (Hub.drain): an idle driven stream holds no goroutine
 // of its own to write.
 type stream struct {
-	// What a delivery touches, kept together.
+	// What a delivery touches, kept together (and small: a stream is
+	// 320 bytes, a size class, with every field below).
 	mu      sync.Mutex  // guards the fields up to held
 	queue   []*envelope // in delivery order; conflation may leave nil holes
 	bytes   int         // sum of the queued frames' lengths
 	holes   int         // nil entries in queue
 	closed  bool
 	reason  DisconnectReason
-	driven  bool // the hub's drains write it (see Hub.handOff)
-	writing bool // with driven: a drain runs, or is about to
+	driven  bool        // the hub's drains write it (see Hub.handOff)
+	writing bool        // with driven: a drain runs, or is about to
+	wrote   atomic.Bool // set by the writer after a write; cleared by the heartbeat
 	hub     *Hub
 
 	keyed map[uint64]int // for long queues: where each state's frame is, by envelope.stateHash
@@ -35,11 +37,10 @@ type stream struct {
 	holding int         // run-time subscriptions whose state is being read (see hold)
 	held    []heldFrame // deliveries meanwhile, and where each state goes
 
-	wake  chan struct{} // made by run, the request goroutine's writer: "the queue changed or the stream closed"; guarded by mu
-	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
+	wake chan struct{} // made by run, the request goroutine's writer: "the queue changed or the stream closed"; guarded by mu
 
 	info StreamInfo
-	addr string // the remote address's host, for Config.MaxStreamsPerAddress
+	addr string // with Config.MaxStreamsPerAddress: the remote address's host
 	w    http.ResponseWriter
 	rc   *http.ResponseController
 	conn net.Conn // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
@@ -58,8 +59,6 @@ type stream struct {
 	connected bool // OnConnect was called; set by the handler before its writer runs
 	unbounded bool // counted by Hub.track.bound; set by Hub.open
 
-	began      time.Time   // when its handler began
-	serverCut  time.Time   // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
 	noDeadline bool        // writer-owned: the ResponseWriter takes no write deadline
 	idleClear  bool        // writer-owned: clear the deadline before waiting (see disarm)
 	spare      []*envelope // writer-owned: the drained queue, kept for reuse
@@ -73,7 +72,7 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 		w:    w,
 		rc:   http.NewResponseController(w),
 	}
-	if info.Request != nil {
+	if info.Request != nil && h.cfg.MaxStreamsPerAddress > 0 {
 		s.addr = remoteHost(info.Request.RemoteAddr)
 	}
 	if len(info.Topics) > 0 {
