@@ -196,6 +196,11 @@ func (c *clientProc) close() {
 	}
 }
 
+// srcPerClient is how many loopback addresses each client process connects
+// from, in turn: a few thousand connections per address and server leave
+// room in the ephemeral port range for what else the machine runs.
+const srcPerClient = 4
+
 type manyParams struct {
 	Streams    int
 	Hubs       int
@@ -218,8 +223,8 @@ func manyCmd(args []string) error {
 	if !impl.Ours(p.Impl) {
 		return fmt.Errorf("-impl %q: only our hub runs on Redis", p.Impl)
 	}
-	if p.Hubs < 1 || p.Hubs > 250 || p.Streams < p.Hubs {
-		return errors.New("-hubs must be 1 to 250, and at most -streams")
+	if p.Hubs < 1 || 1+srcPerClient*p.Hubs > 254 || p.Streams < p.Hubs {
+		return fmt.Errorf("-hubs must be 1 to %d, and at most -streams", 253/srcPerClient)
 	}
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
@@ -255,8 +260,8 @@ func manyCmd(args []string) error {
 	fmt.Fprintf(w, "- machine: %d cores (%s), %s, %s; nothing pinned\n", info.Cores, info.CPU, info.Kernel, info.Go)
 	fmt.Fprintf(w, "- load average (1, 5, 15 min) before: %s; after: %s\n", info.LoadStart, info.LoadAfter)
 	fmt.Fprintf(w, "- command: `ssebench many %s`\n", strings.Join(args, " "))
-	fmt.Fprintf(w, "- setup: %d streams, %d hub processes (`%s` on one redis-server, sseredis), each read by a client process of its own connecting from 127.0.0.%d…%d\n\n",
-		p.Streams, p.Hubs, p.Impl, 2, 1+p.Hubs)
+	fmt.Fprintf(w, "- setup: %d streams, %d hub processes (`%s` on one redis-server, sseredis), each read by a client process of its own connecting from %d loopback addresses of its own (127.0.0.2…%d)\n\n",
+		p.Streams, p.Hubs, p.Impl, srcPerClient, 1+srcPerClient*p.Hubs)
 	fmt.Fprintf(w, "| figure | median | runs |\n|---|---|---|\n")
 	rows := []struct{ key, head, format string }{
 		{"rss_per_stream_kib", "hub RSS KiB/stream (all hubs' RSS increase ÷ streams)", "%.2f"},
@@ -342,7 +347,11 @@ func runMany(p manyParams) (map[string]float64, error) {
 		if i < p.Streams%p.Hubs {
 			n++
 		}
-		c, err := startClients(h.addr, n, fmt.Sprintf("127.0.0.%d", 2+i))
+		var src []string
+		for k := range srcPerClient {
+			src = append(src, fmt.Sprintf("127.0.0.%d", 2+srcPerClient*i+k))
+		}
+		c, err := startClients(h.addr, n, strings.Join(src, ","))
 		if err != nil {
 			return nil, err
 		}
