@@ -71,6 +71,7 @@ func churnCmd(args []string) error {
 	var shared load.Shared
 	var wg sync.WaitGroup
 	var opened atomic.Int64
+	var firstErr atomic.Pointer[error]
 	churnSrc := []string{"127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9", "127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.13"}
 	if *pubRate > 0 {
 		if err := s.publish(64, *pubRate, 0, 0, false); err != nil {
@@ -97,6 +98,9 @@ func churnCmd(args []string) error {
 			go func() {
 				defer wg.Done()
 				c.Wait()
+				if c.Err != nil {
+					firstErr.CompareAndSwap(nil, &c.Err)
+				}
 				ccancel()
 			}()
 		}
@@ -109,6 +113,9 @@ func churnCmd(args []string) error {
 		}
 		rows = append(rows, row{time.Since(t0).Round(time.Second), st})
 		fmt.Fprintf(os.Stderr, "  %v: %s; churned %d, failed %d\n", time.Since(t0).Round(time.Second), describe(st), opened.Load(), shared.Failed.Load())
+		if e := firstErr.Load(); e != nil && shared.Failed.Load() > 0 {
+			fmt.Fprintf(os.Stderr, "    first failure: %v\n", *e)
+		}
 	}
 	wg.Wait()
 	if _, _, err := s.stop(); err != nil {
@@ -138,6 +145,9 @@ func churnCmd(args []string) error {
 	fmt.Fprintf(w, "- command: `ssebench churn %s`\n", strings.Join(args, " "))
 	fmt.Fprintf(w, "- %s: %d idle streams; %d streams opened and closed in %v (%.0f/s, each open %v; %d failed); %g events/s broadcast meanwhile, of which the idle streams received %.2f %%\n\n",
 		*implName, *idle, opened.Load(), churned.Round(time.Second), float64(opened.Load())/churned.Seconds(), *life, shared.Failed.Load(), *pubRate, 100*float64(got)/float64(max(want, 1)))
+	if e := firstErr.Load(); e != nil {
+		fmt.Fprintf(w, "The first churning stream that failed: %v\n\n", *e)
+	}
 	fmt.Fprintf(w, "| at | streams | goroutines | RSS MiB | Go heap MiB | Go stacks MiB |\n|---|---|---|---|---|---|\n")
 	for i, r := range rows {
 		at := r.at.String()
