@@ -41,13 +41,15 @@ func (h *Hub) deliver(m *envelope) {
 	}
 	h.lastPos.Store(&m.Pos)
 	h.mu.Unlock()
+	quick := quickDrains{h: h}
 	for _, part := range [2][]*stream{snap, fresh} {
 		for _, s := range part {
-			if s.enqueue(m) { // refused by a stream that left
+			if s.offer(m, &quick) { // refused by a stream that left
 				n++
 			}
 		}
 	}
+	quick.flush()
 	m.queued = n
 	h.stats.queued.Add(uint64(n))
 }

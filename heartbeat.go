@@ -52,13 +52,15 @@ func (h *Hub) tick() bool {
 	h.mu.Unlock()
 	m := heartbeatMessage()
 	var n uint64
+	quick := quickDrains{h: h}
 	for _, part := range [2][]*stream{snap, fresh} {
 		for _, s := range part {
-			if !s.wrote.Swap(false) && s.enqueue(m) {
+			if !s.wrote.Swap(false) && s.offer(m, &quick) {
 				n++
 			}
 		}
 	}
+	quick.flush()
 	h.stats.heartbeats.Add(n)
 	return true
 }

@@ -204,3 +204,18 @@ func (h *Hub) drain(s *stream) {
 	reason, ended = s.drain()
 	runtime.KeepAlive(h) // see watch
 }
+
+// quickDrain writes the lone frame of each stream of list, without
+// blocking (stream.quickWrite), and starts a drain for each that has more
+// to write: the rest of its frame, more frames, or its end. Each stream of
+// list holds its writer role (writing) until then; none has ended (they
+// are registered), so each holds the tracker's count while this runs.
+func (h *Hub) quickDrain(list []*stream) {
+	for i, s := range list {
+		list[i] = nil
+		if !s.quickWrite() {
+			go h.drain(s)
+		}
+	}
+	runtime.KeepAlive(h) // see watch
+}

@@ -541,3 +541,68 @@ func TestHijackTLSEndDoesNotWaitForTheAlert(t *testing.T) {
 		t.Fatalf("the connection was closed %v after Disconnect", d)
 	}
 }
+
+// smallSendBuffer gives every connection it accepts a small send buffer,
+// so that a large frame cannot be written at once.
+type smallSendBuffer struct {
+	*net.TCPListener
+	size int
+}
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetWriteBuffer(l.size); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// A broadcast writes an idle taken-over stream's frame with a write that
+// does not block; what the socket cannot take at once is written by the
+// stream's own writer, before anything queued after it, and whole.
+func TestHijackFrameLargerThanTheSocket(t *testing.T) {
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallSendBuffer{srv.Listener.(*net.TCPListener), 16 << 10}
+	srv.Start()
+	t.Cleanup(func() {
+		h.Close()
+		srv.Close()
+	})
+	conn, _, br := rawStream(t, srv.Listener.Addr().String())
+	if err := conn.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	waitStreams(t, h, 1)
+	waitFor(t, "the stream's start to be written", func() bool { return h.Stats().Written >= 2 })
+	big := strings.Repeat("x", 200<<10)
+	for _, d := range []string{big, "after"} {
+		if _, err := h.Broadcast(data(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the client reads late: the first write cannot take it all
+	d := NewDecoder(br)
+	for _, want := range []string{big, "after"} {
+		ev, err := decodeEvent(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ev.Data) != want {
+			t.Fatalf("got %d bytes of data, want %d", len(ev.Data), len(want))
+		}
+	}
+	h.pendingMu.Lock()
+	left := len(h.pending)
+	h.pendingMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d frames' rests kept after they were written", left)
+	}
+}

@@ -50,6 +50,9 @@ type Hub struct {
 	pollMu sync.Mutex // guards poll and every stream's pollFD
 	poll   poller     // with Config.Poll: watches taken-over connections (poll_linux.go)
 
+	pendingMu sync.Mutex
+	pending   map[*stream][]byte // the rest of frames stream.quickWrite began, for their drains
+
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -49,6 +50,8 @@ type stream struct {
 	topics     map[string]struct{}
 	registered bool // in the hub's registry
 
+	partial bool // writer-owned: quickWrite wrote part of a frame; the hub keeps the rest (Hub.pending)
+
 	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
 	opened   bool       // the headers are out; guarded by connMu
 	finished bool       // the handler is returning; guarded by connMu
@@ -88,7 +91,13 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 // blocks on the client. A queued frame of the same state (the same Key for
 // the same audience) is replaced. If the frame does not fit, the stream is
 // ended as slow.
-func (s *stream) enqueue(m *envelope) bool {
+func (s *stream) enqueue(m *envelope) bool { return s.offer(m, nil) }
+
+// offer is enqueue for a walk over many streams (a delivery, the
+// heartbeat): a driven stream on a TCP connection whose queue it makes
+// non-empty goes to quick, whose goroutines write a lone frame to many
+// streams each, rather than to a drain of its own.
+func (s *stream) offer(m *envelope, quick *quickDrains) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -123,7 +132,11 @@ func (s *stream) enqueue(m *envelope) bool {
 	if wasEmpty {
 		// A non-empty queue was signalled when it became non-empty and has
 		// not been taken since (take empties it): the writer will see m.
-		s.wakeUp(wake, start)
+		if start && quick != nil && s.isTCP() {
+			quick.add(s)
+		} else {
+			s.wakeUp(wake, start)
+		}
 	}
 	return true
 }
@@ -356,6 +369,126 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 	}
 }
 
+// quickBatch is how many streams one goroutine of a walk's quickDrains
+// writes to.
+const quickBatch = 64
+
+// quickDrains collects, during a walk, the driven streams whose queue the
+// walk made non-empty, and starts a goroutine (Hub.quickDrain) for every
+// quickBatch of them: most are idle streams with one frame to write, which
+// a write that does not block sends at once, without a goroutine and a
+// write deadline of their own. A walk calls flush at its end.
+type quickDrains struct {
+	h    *Hub
+	list []*stream
+}
+
+func (q *quickDrains) add(s *stream) {
+	if q.list == nil {
+		q.list = make([]*stream, 0, quickBatch)
+	}
+	q.list = append(q.list, s)
+	if len(q.list) == quickBatch {
+		q.flush()
+	}
+}
+
+// flush starts the goroutine for the streams collected so far.
+func (q *quickDrains) flush() {
+	if len(q.list) > 0 {
+		go q.h.quickDrain(q.list)
+		q.list = nil
+	}
+}
+
+// isTCP reports whether the stream writes to a TCP connection it took over,
+// which takes writes that do not block (see quickWrite).
+func (s *stream) isTCP() bool {
+	_, ok := s.conn.(*net.TCPConn)
+	return ok
+}
+
+// quickWrite writes a driven stream's queue if it is one frame and the
+// stream has not ended, with one write that does not block, and reports
+// whether it is done: the frame was written and nothing was queued
+// meanwhile, so the stream's writing is over. Otherwise the stream still
+// has a writer's work to do (the rest of its frame, in pending; more
+// frames; its end), which a drain must do. The caller holds the stream's
+// writer role (writing).
+func (s *stream) quickWrite() (done bool) {
+	s.mu.Lock()
+	if s.closed || len(s.queue) != 1 || s.queue[0] == nil {
+		s.mu.Unlock()
+		return false
+	}
+	m := s.queue[0]
+	s.queue[0] = nil
+	s.queue, s.bytes, s.keyed = s.queue[:0], 0, nil
+	s.mu.Unlock()
+	n := tryWrite(s.conn.(*net.TCPConn), m.frame)
+	if n < len(m.frame) {
+		s.hub.keepPending(s, m.frame[n:]) // frames are never written to: no copy
+		s.partial = true
+		return false
+	}
+	s.wrote.Store(true)
+	s.hub.stats.written.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 && !s.closed {
+		s.writing = false // from here another writer may start
+		return true
+	}
+	return false
+}
+
+// keepPending keeps rest, what quickWrite could not write of a stream's
+// frame, for the stream's drain. Rare (the socket's buffer was full), so
+// kept out of the stream's state.
+func (h *Hub) keepPending(s *stream, rest []byte) {
+	h.pendingMu.Lock()
+	defer h.pendingMu.Unlock()
+	if h.pending == nil {
+		h.pending = make(map[*stream][]byte)
+	}
+	h.pending[s] = rest
+}
+
+// takePending returns what keepPending kept for s.
+func (h *Hub) takePending(s *stream) []byte {
+	h.pendingMu.Lock()
+	defer h.pendingMu.Unlock()
+	rest := h.pending[s]
+	delete(h.pending, s)
+	return rest
+}
+
+// tryWrite writes b to c with one write system call that does not wait
+// for room in the socket's buffer, and returns how many bytes it wrote: all
+// of them, unless the buffer is full or the connection failed (the
+// blocking write that follows finds out).
+func tryWrite(c *net.TCPConn, b []byte) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, err := syscall.Write(int(fd), b[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || k <= 0 {
+				break
+			}
+			n += k
+		}
+		return true // never wait for the socket: the caller's drain does
+	})
+	return n
+}
+
 // drain writes a driven stream's queue until it is empty, and returns; or,
 // once the stream has ended, returns why (ended). It runs on a goroutine of
 // its own (Hub.drain), one at a time per stream (writing). Driven streams
@@ -363,6 +496,18 @@ func (s *stream) run(done <-chan struct{}) DisconnectReason {
 // before it passes: as run does, it leaves the deadline in place, to be
 // moved when less than half of it is left (see deadline).
 func (s *stream) drain() (reason DisconnectReason, ended bool) {
+	if s.partial { // a frame quickWrite began
+		s.partial = false
+		rest := s.hub.takePending(s)
+		if err := s.deadline(); err != nil {
+			return s.failed(err), true
+		}
+		if _, err := s.conn.Write(rest); err != nil {
+			return s.failed(err), true
+		}
+		s.wrote.Store(true)
+		s.hub.stats.written.Add(1)
+	}
 	for {
 		batch, closed, reason := s.take()
 		if len(batch) > 0 {

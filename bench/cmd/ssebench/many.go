@@ -208,6 +208,7 @@ type manyParams struct {
 	Broadcasts int
 	Reps       int
 	RedisBin   string
+	Procs      int
 }
 
 func manyCmd(args []string) error {
@@ -219,6 +220,7 @@ func manyCmd(args []string) error {
 	fs.IntVar(&p.Broadcasts, "broadcasts", 5, "broadcasts to all, one at a time")
 	fs.IntVar(&p.Reps, "reps", 3, "repetitions (each sets everything up afresh); medians are shown")
 	fs.StringVar(&p.RedisBin, "redis-server", "redis-server", "the redis-server to start")
+	fs.IntVar(&p.Procs, "procs", 0, "if positive, GOMAXPROCS of the hub and client processes (0: Go's default, every CPU)")
 	_ = fs.Parse(args)
 	if !impl.Ours(p.Impl) {
 		return fmt.Errorf("-impl %q: only our hub runs on Redis", p.Impl)
@@ -230,6 +232,12 @@ func manyCmd(args []string) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
 		if per := uint64(p.Streams/p.Hubs + 200); rl.Cur < per {
 			return fmt.Errorf("%d streams per process need an open file limit of %d, not %d: more -hubs", p.Streams/p.Hubs, per, rl.Cur)
+		}
+	}
+	if p.Procs > 0 {
+		// Inherited by the processes it starts.
+		if err := os.Setenv("GOMAXPROCS", strconv.Itoa(p.Procs)); err != nil {
+			return err
 		}
 	}
 	start := time.Now()
@@ -257,7 +265,11 @@ func manyCmd(args []string) error {
 	w := os.Stdout
 	fmt.Fprintf(w, "# ssebench many\n\n")
 	fmt.Fprintf(w, "- date: %s; %d repetition(s), medians shown; run time %s\n", info.Date, p.Reps, info.Elapsed)
-	fmt.Fprintf(w, "- machine: %d cores (%s), %s, %s; nothing pinned\n", info.Cores, info.CPU, info.Kernel, info.Go)
+	procs := "Go's default GOMAXPROCS"
+	if p.Procs > 0 {
+		procs = fmt.Sprintf("GOMAXPROCS=%d in every hub and client process", p.Procs)
+	}
+	fmt.Fprintf(w, "- machine: %d cores (%s), %s, %s; nothing pinned; %s\n", info.Cores, info.CPU, info.Kernel, info.Go, procs)
 	fmt.Fprintf(w, "- load average (1, 5, 15 min) before: %s; after: %s\n", info.LoadStart, info.LoadAfter)
 	fmt.Fprintf(w, "- command: `ssebench many %s`\n", strings.Join(args, " "))
 	fmt.Fprintf(w, "- setup: %d streams, %d hub processes (`%s` on one redis-server, sseredis), each read by a client process of its own connecting from %d loopback addresses of its own (127.0.0.2…%d)\n\n",
