@@ -104,7 +104,7 @@ type Broker interface {
 // other; each returns quickly (the hub queues, it never waits for a
 // client), and may be called on any goroutine of the broker's.
 //
-// The three kinds:
+// The kinds:
 //   - HandleMessage: the next message, in position order.
 //   - HandleGap: messages before pos that this hub was to deliver will
 //     never reach it (its connection to the engine fell behind a history
@@ -119,10 +119,25 @@ type Broker interface {
 //     epoch, as where its deliveries stand, so that fresh streams are told
 //     positions of the new epoch and get its snapshot. A broker that
 //     cannot tell whether this hub missed something calls HandleGap.
+//   - HandleDisconnect: Hub.Disconnect(clientID) was called on a hub of
+//     this broker (see ControlBroker): the hub ends the client's streams.
+//     It carries no position and is not ordered with the messages.
 type BrokerHandler interface {
 	HandleMessage(m *Message)
 	HandleGap(pos string)
 	HandleEpoch(pos string)
+	HandleDisconnect(clientID string)
+}
+
+// ControlBroker is implemented by a Broker that carries controls between
+// its hubs, so that Hub.Disconnect on one node ends the client's streams on
+// every node. Controls are not events: they take no position and stay out
+// of history.
+type ControlBroker interface {
+	// PublishDisconnect has every hub subscribed to the broker (this one
+	// may be included) call its handler's HandleDisconnect(clientID). ctx
+	// bounds the call.
+	PublishDisconnect(ctx context.Context, clientID string) error
 }
 
 // PositionComparer is implemented by a Broker whose positions are ordered.

@@ -39,6 +39,31 @@ type Config struct {
 	// error counts as an error. Nil means a random ID per stream.
 	ClientID func(*http.Request) (string, error)
 
+	// Authenticate, if set, identifies a request as ClientID does, and also
+	// says until when its credential is valid (a token's expiry): the
+	// stream ends then (ReasonExpired), after what was queued to it, and
+	// its client reconnects with whatever credential it has by then. An
+	// error, an empty ClientID, or a credential already expired answers
+	// 401 (or the status the error carries) and registers nothing. Set
+	// ClientID or Authenticate, not both. Nil means ClientID identifies
+	// requests and credentials never expire.
+	Authenticate func(*http.Request) (Credential, error)
+
+	// LastEventIDParam, if set, names a query parameter that carries a
+	// resume point as the Last-Event-ID header does (Mercure calls it
+	// "lastEventID"). A browser sends the header only on its EventSource's
+	// own reconnections; a page that must open a new EventSource (a new
+	// token in its URL) puts the last id it saw there instead. The header
+	// wins when a request has both. Empty means the header only.
+	LastEventIDParam string
+
+	// MaxLifetime, if positive, bounds every stream's life: a stream ends
+	// (ReasonLifetime) after between 80 and 100 % of it, at random, so that
+	// streams opened together do not reconnect together. Long-lived streams
+	// are then authenticated anew, and spread again over the nodes behind a
+	// load balancer. Zero means no bound.
+	MaxLifetime time.Duration
+
 	// Topics returns the topics a new stream subscribes to, for example from
 	// the query (?topic=a&topic=b). An error answers 400 Bad Request, or the
 	// status the error carries. Nil means no topics.
@@ -137,6 +162,23 @@ type Config struct {
 	// trusted middleware set RemoteAddr from the proxy's forwarded header
 	// before the hub sees the request. Zero means no limit.
 	MaxStreamsPerAddress int
+
+	// ConnectRatePerAddress bounds how fast one remote address (the IP of
+	// http.Request.RemoteAddr) may open streams, and ConnectRatePerClient
+	// how fast one client ID may: a request over its rate is refused as
+	// over a limit (200 with a retry hint, so that a browser tries again
+	// later; Stats.RateLimited counts them), before authentication for an
+	// address. So a flood of connects from one address or one login costs
+	// little and delays nobody else. The zero Rate means no bound, the
+	// default for both: behind a reverse proxy every request has the
+	// proxy's address (set RemoteAddr from the forwarded header in
+	// trusted middleware first), and a reconnect storm after a deploy,
+	// or a login open in many tabs, must not be refused wholesale. For a
+	// server that browsers reach directly, Rate{PerSecond: 5, Burst: 50}
+	// per address is a reasonable start; per client ID, a burst above the
+	// number of tabs a user opens.
+	ConnectRatePerAddress Rate
+	ConnectRatePerClient  Rate
 
 	// RefuseRetry is the reconnection time suggested to refused requests;
 	// up to half of it again is added at random to spread reconnects. Zero
@@ -239,6 +281,10 @@ func (c Config) withDefaults() (Config, error) {
 	dur("WriteTimeout", c.WriteTimeout, false)
 	dur("Retry", c.Retry, true)
 	dur("RefuseRetry", c.RefuseRetry, false)
+	dur("MaxLifetime", c.MaxLifetime, false)
+	if c.ClientID != nil && c.Authenticate != nil {
+		errs = append(errs, errors.New("sse: Config.ClientID and Config.Authenticate are both set: set one"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}

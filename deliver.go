@@ -14,6 +14,10 @@ func (d deliveries) HandleGap(pos string) { d.h.gap(pos) }
 // HandleEpoch moves the hub to a new lineage: see Hub.epoch.
 func (d deliveries) HandleEpoch(pos string) { d.h.epoch(pos) }
 
+// HandleDisconnect ends the client's streams on this hub: a Disconnect
+// made on another node (see ControlBroker).
+func (d deliveries) HandleDisconnect(clientID string) { d.h.disconnect(clientID) }
+
 // deliver queues m to the streams it is for. The broker calls it in
 // position order, one message at a time. It takes the streams to walk
 // under the hub's lock, with the position stored, and walks them without

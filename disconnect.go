@@ -35,6 +35,13 @@ const (
 	// or a failed write, once the server's WriteTimeout had passed since
 	// its request began.
 	ReasonServerWriteTimeout
+	// ReasonExpired: the stream's credential expired (Credential.Expires,
+	// from Config.Authenticate). The client reconnects with the credential
+	// it has by then: a refreshed cookie passes, an expired one is refused.
+	ReasonExpired
+	// ReasonLifetime: the stream reached its Config.MaxLifetime. The client
+	// reconnects, authenticated anew, to whichever node serves it.
+	ReasonLifetime
 )
 
 // String returns the reason in a word or two, for logs.
@@ -54,6 +61,10 @@ func (r DisconnectReason) String() string {
 		return "unavailable"
 	case ReasonServerWriteTimeout:
 		return "cut by http.Server.WriteTimeout"
+	case ReasonExpired:
+		return "credential expired"
+	case ReasonLifetime:
+		return "lifetime over"
 	}
 	return "unknown"
 }

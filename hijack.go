@@ -146,7 +146,7 @@ func (s *stream) hangUp(reason DisconnectReason) {
 	if tc, ok := raw.(interface{ NetConn() net.Conn }); ok {
 		raw = tc.NetConn()
 	}
-	if reason != ReasonDisconnected && reason != ReasonShutdown {
+	if reason != ReasonDisconnected && reason != ReasonShutdown && reason != ReasonExpired && reason != ReasonLifetime {
 		_ = raw.Close()
 		return
 	}

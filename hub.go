@@ -54,6 +54,9 @@ type Hub struct {
 	pending   map[*stream][]byte // the rest of frames stream.quickWrite began, for their drains
 
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
+	ends ends          // streams' appointed ends (credential expiry, MaxLifetime)
+
+	perAddr, perClient *rateLimiter // Config.ConnectRatePerAddress, ConnectRatePerClient; nil when unbounded
 }
 
 // NewHub returns a Hub configured by cfg. It fails when cfg has a negative
@@ -74,9 +77,16 @@ func NewHub(cfg Config) (*Hub, error) {
 		track:        newTracker(),
 		pubsDone:     make(chan struct{}),
 		brokerClosed: make(chan struct{}),
+		ends:         ends{wake: make(chan struct{}, 1)},
 		subs:         newSubscriptions(maxSubscriptions),
 	}
 	h.pubCtx, h.pubCancel = context.WithCancel(context.Background())
+	if cfg.ConnectRatePerAddress.limited() {
+		h.perAddr = newRateLimiter(cfg.ConnectRatePerAddress)
+	}
+	if cfg.ConnectRatePerClient.limited() {
+		h.perClient = newRateLimiter(cfg.ConnectRatePerClient)
+	}
 	if cfg.Broker != nil {
 		h.broker = cfg.Broker
 	} else {
@@ -166,10 +176,28 @@ func (h *Hub) publish(ev *Event, to Target) (int, error) {
 }
 
 // Disconnect ends every open stream of clientID, after each has written what
-// was already queued to it, and returns how many streams that was. Browsers
-// reconnect unless the application answers their next request with an
-// error status from Config.ClientID.
+// was already queued to it, and returns how many streams that was on this
+// hub. With a Broker that carries controls to its other hubs
+// (ControlBroker, as sseredis does), the client's streams on every node
+// end too: the way to cut a user whose access was revoked, together with
+// Config.ClientID or Config.Authenticate refusing the user's next
+// request (a browser then stops reconnecting). Otherwise browsers
+// reconnect. An error of the Broker's in sending the control is logged;
+// the streams on this hub end all the same.
 func (h *Hub) Disconnect(clientID string) int {
+	n := h.disconnect(clientID)
+	if cb, ok := h.broker.(ControlBroker); ok && !h.closing.Load() {
+		ctx, cancel := context.WithTimeout(h.pubCtx, h.cfg.WriteTimeout)
+		defer cancel()
+		if err := cb.PublishDisconnect(ctx, clientID); err != nil {
+			h.log.Warn("sse: the Broker could not carry a Disconnect to the other hubs", "client", clientID, "err", err)
+		}
+	}
+	return n
+}
+
+// disconnect ends clientID's streams on this hub.
+func (h *Hub) disconnect(clientID string) int {
 	h.mu.RLock()
 	streams := append([]*stream(nil), h.reg.byID[clientID]...)
 	h.mu.RUnlock()
@@ -195,6 +223,9 @@ func (h *Hub) Stats() Stats {
 	st.ReplayFailures = h.stats.replayFailures.Load()
 	st.HookPanics = h.stats.hookPanics.Load()
 	st.BrokerGaps = h.stats.gaps.Load()
+	st.Expired = h.stats.credExpired.Load()
+	st.RateLimited = h.stats.rateLimited.Load()
+	st.LifetimeEnds = h.stats.lifetimes.Load()
 	st.BrokerEpochs = h.stats.epochs.Load()
 	st.Snapshots = h.stats.snapshots.Load()
 	st.Refused = h.stats.refused.Load()

@@ -42,9 +42,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "event streams are read with GET", http.StatusMethodNotAllowed)
 		return
 	}
-	id, err := h.cfg.ClientID(r)
+	if r.Method == http.MethodGet && h.perAddr != nil && !h.perAddr.allow(remoteHost(r.RemoteAddr)) {
+		// Before authentication, which may cost more than a refusal.
+		h.refuse(newStream(h, StreamInfo{Request: r}, w), r, "ConnectRatePerAddress")
+		return
+	}
+	cred, err := h.identify(r)
+	id := cred.ClientID
 	if err == nil && id == "" {
-		err = errors.New("sse: Config.ClientID returned an empty ID")
+		err = errors.New("sse: Config.ClientID or Config.Authenticate returned an empty ID")
+	}
+	if err == nil && !cred.Expires.IsZero() && !cred.Expires.After(began) {
+		err = fmt.Errorf("sse: the credential expired at %v", cred.Expires)
 	}
 	if err != nil {
 		h.reject(w, r, "client ID", err, http.StatusUnauthorized)
@@ -75,12 +84,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: r.Header.Get("Last-Event-ID"), Request: r}
+	if h.perClient != nil && !h.perClient.allow(id) {
+		h.refuse(newStream(h, StreamInfo{ClientID: id, Request: r}, w), r, "ConnectRatePerClient")
+		return
+	}
+	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: h.lastEventID(r), Request: r}
 	s := newStream(h, info, w)
 	reg, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
 		return
+	}
+	if at, why := h.endAt(began, cred); !at.IsZero() {
+		h.schedule(s, at, why)
 	}
 	reason, handedOff := ReasonClientGone, false
 	defer func() { // deferred, so a panic (in a hook, a Broker) cannot leave the stream registered
@@ -111,6 +127,9 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 	}
 	s.finish()
 	h.unregister(s)
+	if h.cfg.MaxLifetime > 0 || h.cfg.Authenticate != nil { // the streams that may have an end appointed
+		h.unschedule(s)
+	}
 	if s.conn != nil {
 		// Nothing watches for the client any more (a Shutdown called from
 		// OnDisconnect waits for the poller to be done with its streams).
@@ -287,6 +306,9 @@ func hijacker(w http.ResponseWriter) bool {
 // hint, so the browser tries again later: a 5xx would make it give up.
 func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	h.stats.refused.Add(1)
+	if strings.HasPrefix(why, "ConnectRate") {
+		h.stats.rateLimited.Add(1)
+	}
 	h.log.Info("sse: request refused", "reason", why, "remote", r.RemoteAddr)
 	retry := h.cfg.RefuseRetry
 	if half := int64(retry / 2); half > 0 {
@@ -317,4 +339,14 @@ func cut(v string) string {
 		return v
 	}
 	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:most], ""), len(v))
+}
+
+// lastEventID returns the resume point a request carries: its
+// Last-Event-ID header, or, with Config.LastEventIDParam, that query
+// parameter (the header wins when both are there).
+func (h *Hub) lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" || h.cfg.LastEventIDParam == "" {
+		return v
+	}
+	return r.URL.Query().Get(h.cfg.LastEventIDParam)
 }

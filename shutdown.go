@@ -132,8 +132,8 @@ func (h *Hub) closeBroker(ctx context.Context) error {
 	case <-h.brokerClosed:
 		return nil
 	case <-ctx.Done():
-		h.warn(warnGaveUp, "sse: Shutdown gave up waiting for the Broker's Close")
-		return fmt.Errorf("sse: Shutdown gave up waiting for the Broker's Close: %w", ctx.Err())
+		h.warn(warnGaveUp, "sse: Shutdown did not wait for the Broker's Close to return (it was called)")
+		return fmt.Errorf("sse: Shutdown did not wait for the Broker's Close to return (it was called): %w", ctx.Err())
 	}
 }
 

@@ -20,9 +20,12 @@ type Stats struct {
 	ReplayFailures  uint64 // streams whose start the Broker failed (a replay or a snapshot it could not read): the stream ended before writing an event, and its client retries from the same Last-Event-ID
 	Snapshots       uint64 // streams that started with a snapshot of keyed events
 	Refused         uint64 // requests refused by a limit or a closing hub
+	RateLimited     uint64 // of those, refused by Config.ConnectRatePerAddress or ConnectRatePerClient
 	Heartbeats      uint64 // heartbeat comments queued
 	BrokerGaps      uint64 // deliveries the Broker reported lost (BrokerHandler.HandleGap), each ending every stream
 	BrokerEpochs    uint64 // new epochs the Broker reported with nothing lost (BrokerHandler.HandleEpoch)
+	Expired         uint64 // streams ended when their credential expired (ReasonExpired)
+	LifetimeEnds    uint64 // streams ended at their Config.MaxLifetime (ReasonLifetime)
 	HookPanics      uint64 // OnConnect or OnDisconnect calls that panicked (each ends its stream's request, as net/http does)
 
 	// Streams served through a ResponseWriter that hides what streaming
@@ -47,7 +50,7 @@ type counters struct {
 	published, queued, written, slow, replays, resets, snapshots, refused, heartbeats atomic.Uint64
 	noDeadline, serverTimeouts, unflushable, compressed                               atomic.Uint64
 	expired, unknown, epoch, otherReset, gaps, epochs, replayFailures, hookPanics     atomic.Uint64
-	epochReplays                                                                      atomic.Uint64
+	epochReplays, credExpired, lifetimes, rateLimited                                 atomic.Uint64
 }
 
 // countReset counts a reset for reason why.

@@ -25,7 +25,8 @@ type stream struct {
 	mu      sync.Mutex  // guards the fields up to held
 	queue   []*envelope // in delivery order; conflation may leave nil holes
 	bytes   int         // sum of the queued frames' lengths
-	holes   int         // nil entries in queue
+	holes   int32       // nil entries in queue
+	holding int32       // run-time subscriptions whose state is being read (see hold)
 	closed  bool
 	reason  DisconnectReason
 	driven  bool        // the hub's drains write it (see Hub.handOff)
@@ -35,8 +36,7 @@ type stream struct {
 
 	keyed map[uint64]int // for long queues: where each state's frame is, by envelope.stateHash
 
-	holding int         // run-time subscriptions whose state is being read (see hold)
-	held    []heldFrame // deliveries meanwhile, and where each state goes
+	held []heldFrame // deliveries while holding, and where each state goes
 
 	wake chan struct{} // made by run, the request goroutine's writer: "the queue changed or the stream closed"; guarded by mu
 
@@ -59,8 +59,9 @@ type stream struct {
 	holds    int8       // with conn: who has yet to let go of it, the last hanging up (see letGo); guarded by connMu
 	pollFD   int32      // with Config.Poll: 1 + the descriptor the hub's poller watches, 0 if none; guarded by hub.pollMu
 
-	connected bool // OnConnect was called; set by the handler before its writer runs
-	unbounded bool // counted by Hub.track.bound; set by Hub.open
+	connected bool  // OnConnect was called; set by the handler before its writer runs
+	unbounded bool  // counted by Hub.track.bound; set by Hub.open
+	endIndex  int32 // its end's place in the hub's heap of ends (Hub.schedule); -1 when not in it; guarded by the hub's ends.mu
 
 	noDeadline bool        // writer-owned: the ResponseWriter takes no write deadline
 	idleClear  bool        // writer-owned: clear the deadline before waiting (see disarm)
@@ -70,10 +71,11 @@ type stream struct {
 
 func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 	s := &stream{
-		hub:  h,
-		info: info,
-		w:    w,
-		rc:   http.NewResponseController(w),
+		hub:      h,
+		info:     info,
+		w:        w,
+		rc:       http.NewResponseController(w),
+		endIndex: -1,
 	}
 	if info.Request != nil && h.cfg.MaxStreamsPerAddress > 0 {
 		s.addr = remoteHost(info.Request.RemoteAddr)
@@ -215,7 +217,7 @@ func (s *stream) conflate(m *envelope) {
 	s.bytes -= len(s.queue[i].frame)
 	s.queue[i] = nil
 	s.holes++
-	if s.holes >= compactFrom && s.holes > len(s.queue)/2 {
+	if s.holes >= compactFrom && int(s.holes) > len(s.queue)/2 {
 		s.compact()
 	}
 }

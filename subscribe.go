@@ -137,9 +137,10 @@ func (h *Hub) topicState(ctx context.Context, to []Target, pos string) ([]*envel
 func idless(state []*envelope) []*envelope {
 	out := make([]*envelope, len(state))
 	for i, m := range state {
-		c := *m
-		c.Pos, c.ID, c.frame = "", "", m.Body
-		out[i] = &c
+		// Not a copy of *m: its delivery may still be writing m.queued.
+		c := &envelope{Message: m.Message, frame: m.Body, stateHash: m.stateHash}
+		c.Pos, c.ID = "", ""
+		out[i] = c
 	}
 	return out
 }

@@ -107,7 +107,7 @@ step "soak: one hub ($soaktime, 200 clients)"
 step "soak: two hubs on one Redis ($soaktime, 200 clients)"
 (cd bench && go run -race ./cmd/soak -duration "$soaktime" -clients 200 -redis auto)
 
-for target in FuzzRoundTrip FuzzDecode FuzzLastEventID FuzzHandler; do
+for target in FuzzRoundTrip FuzzDecode FuzzDecodeComments FuzzLastEventID FuzzHandler; do
   step "fuzzing $target ($fuzztime)"
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
 done

@@ -65,8 +65,8 @@ func chromiumBinary() string {
 // launchChromium starts one headless Chromium, with a profile of its own,
 // for the whole test, and returns the browser's chromedp context; tabs are
 // opened from it. On CI (see onCI) a missing Chromium fails the test;
-// elsewhere it skips, saying why.
-func launchChromium(t *testing.T) context.Context {
+// elsewhere it skips, saying why. extra adds to the flags below.
+func launchChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	bin := chromiumBinary()
 	if _, err := os.Stat(bin); err != nil {
@@ -82,7 +82,7 @@ func launchChromium(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(dir),
 		// What this machine's Chromium needs to run headless as root in a
@@ -100,7 +100,8 @@ func launchChromium(t *testing.T) context.Context {
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-	)
+	}
+	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	browser, stopBrowser := chromedp.NewContext(alloc)
 	t.Cleanup(func() {
 		stopBrowser()

@@ -132,8 +132,8 @@ func TestMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
-	if n := testutil.CollectAndCount(c); n != 20+4 {
-		t.Fatalf("%d metrics, want 24 (20 plain, resets by 4 reasons)", n)
+	if n := testutil.CollectAndCount(c); n != 23+4 {
+		t.Fatalf("%d metrics, want 27 (23 plain, resets by 4 reasons)", n)
 	}
 	var help strings.Builder
 	reg := prometheus.NewPedanticRegistry() // checks Describe against Collect

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,8 +37,10 @@ type Options struct {
 	// keeps none.
 	Keys int
 
-	// Block is how long a follower's XREAD blocks waiting for entries
-	// before it checks the stream again; 0 means 5 s. (Close wakes it.)
+	// Block is how long a follower waits for a push before it reads the
+	// stream all the same (which finds a Redis that lost its data while
+	// nobody published); 0 means 5 s. Close does not wait for it (see
+	// New).
 	Block time.Duration
 
 	// Logger receives the broker's diagnostics; nil means slog.Default().
@@ -55,24 +56,33 @@ const (
 	epochLen       = 8
 	maxBackoff     = 2 * time.Second
 	maxIDLen       = 1024 // longer Last-Event-IDs are not looked up
+	controlLen     = 4096 // controls the control stream keeps (about: MAXLEN ~)
 )
 
-// Broker is an sse.Broker and sse.PositionComparer on a Redis Stream. Create
-// one per Hub with New; hubs on several nodes that share a Redis and a
-// Stream deliver the same events in the same order, and each serves
-// replays of all of them.
+// Broker is an sse.Broker, sse.PositionComparer and sse.EpochOrigin on a
+// Redis Stream. Create one per Hub with New; hubs on several nodes that
+// share a Redis and a Stream deliver the same events in the same order,
+// and each serves replays of all of them.
 type Broker struct {
 	client  redis.UniversalClient
+	reader  redis.UniversalClient // the follower's: a client of its own, or client
+	owned   bool                  // reader is the broker's own, closed by Close
 	log     *slog.Logger
 	history int
 	keys    int // per audience; 0 keeps none
 	block   time.Duration
 
 	stream, epochKey, metaKey, evictedKey, evictedOrderKey string
-	wakeKey                                                string // a stream of this broker's own, which Close writes to wake the follower
+	controlKey                                             string // the controls' stream (see PublishDisconnect)
+	trimKey                                                string // the trim list (see lua/publish.lua)
 	idsKey, idsOrderKey                                    string // the index of application-set IDs
+	pushChannel                                            string // every node's: the publish script pushes each batch on it
+	wakeChannel                                            string // this broker's own: a message wakes the follower
+	pubField                                               string // this broker's field in the meta hash (see lua/publish.lua)
 
-	epoch atomic.Pointer[string] // the epoch of the follower's deliveries
+	pub publisher // the Publish calls waiting for their batch
+
+	lineage atomic.Pointer[lineage] // the epoch of the follower's deliveries
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,7 +90,15 @@ type Broker struct {
 
 	mu         sync.Mutex
 	subscribed bool
-	closed     bool
+	ps         *redis.PubSub // the follower's subscription, closed by Close
+	closed     atomic.Bool   // set under mu; read without it
+}
+
+// lineage is an epoch and its base: the stream id it starts after, so that
+// "<epoch>-<base>" is the position before its first entry.
+type lineage struct {
+	epoch string
+	base  streamID
 }
 
 // maxEvicted is how many audiences the eviction record remembers, maxIDs
@@ -90,14 +108,36 @@ var (
 	maxIDs     = 65_536
 )
 
+// pageEntries and pageBytes bound a page of a replay or a snapshot: what
+// Replay and Snapshot hold at once, and what one script reads (variables
+// for the tests).
+var (
+	pageEntries = 256
+	pageBytes   = 256 << 10
+)
+
 var (
 	_ sse.Broker           = (*Broker)(nil)
 	_ sse.PositionComparer = (*Broker)(nil)
+	_ sse.EpochOrigin      = (*Broker)(nil)
+	_ sse.ControlBroker    = (*Broker)(nil)
 )
 
 // New returns a Broker on client configured by opts. It checks the
 // connection (PING) and loads the broker's Lua scripts. The broker does not
 // close client: its owner does, after the hub's Shutdown.
+//
+// The broker's follower waits for pushes on a subscription (Redis Pub/Sub)
+// and reads the stream when they do not follow. For a *redis.Client or a
+// *redis.ClusterClient it does both on a client of its own, built from
+// client's Options (the same address, Dialer, credentials and timeouts),
+// which Close closes: the follower then never holds a connection of
+// client's pool, however many brokers share it, and Close cuts it at
+// once, whatever Redis does. Hooks added to client (AddHook) do not see
+// the follower's commands. With any other UniversalClient (a *redis.Ring, a
+// wrapper) the follower subscribes on client and reads the stream through
+// its pool, and Close waits for such a read in flight, up to the client's
+// ReadTimeout when Redis does not answer.
 func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("sseredis: nil Redis client")
@@ -138,7 +178,12 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	b.metaKey = b.stream + ":meta"
 	b.evictedKey = b.stream + ":evicted"
 	b.evictedOrderKey = b.stream + ":evicted-order"
-	b.wakeKey = b.stream + ":wake:" + newToken()
+	token := newToken()
+	b.controlKey = b.stream + ":control"
+	b.trimKey = b.stream + ":trim"
+	b.pushChannel = b.stream + ":push"
+	b.wakeChannel = b.stream + ":wake:" + token
+	b.pubField = "p:" + token
 	b.idsKey = b.stream + ":ids"
 	b.idsOrderKey = b.stream + ":ids-order"
 
@@ -257,160 +302,23 @@ func parsePos(p string) (epoch string, id streamID, ok bool) {
 	return epoch, id, ok
 }
 
-// Publish adds m to the stream, trimming it to History, in one script, and
-// sets m.Pos. The hub's followers, this one's included, deliver it. When
-// Redis cannot be reached it fails within the client's timeouts (and at
-// most about 10 s when ctx has no deadline and the client honours context
-// deadlines); an error may still mean the entry was added if Redis ran the
-// script and its reply was lost.
-func (b *Broker) Publish(ctx context.Context, m *sse.Message) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
+// readerFor returns the client a follower on client uses: one of its own
+// when client's Options can be copied (owned), else client itself.
+func readerFor(client redis.UniversalClient) (c redis.UniversalClient, owned bool) {
+	switch c := client.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MaxConcurrentDials, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 1, 0, 1, 0
+		o.PipelinePoolSize = -1
+		o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
+		return redis.NewClient(&o), true
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize, o.MaxConcurrentDials, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 1, 0, 1, 0
+		o.PipelinePoolSize = -1
+		return redis.NewClusterClient(&o), true
 	}
-	aud := audience(m.To)
-	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey,
-		b.stateKey(aud), b.stateOrderKey(aud), b.stream + ":pub:" + newToken(), b.idsKey, b.idsOrderKey}
-	res, err := publishScript.Run(ctx, b.client, keys,
-		newEpoch(), b.history, b.keys, maxEvicted, aud, m.ID, m.Key, m.Body, maxIDs).StringSlice()
-	if err != nil {
-		return fmt.Errorf("sseredis: publish: %w", err)
-	}
-	if len(res) != 2 {
-		return fmt.Errorf("sseredis: publish: unexpected reply %q", res)
-	}
-	m.Pos = res[0] + "-" + res[1]
-	return nil
-}
-
-// Subscribe starts the broker's follower, which tells h, on one goroutine
-// and in order, of every entry added to the stream after the newest one
-// now (HandleMessage), of entries trimmed before it read them (HandleGap),
-// and of a new epoch (HandleEpoch). It returns the position
-// of that newest entry ("<epoch>-0-0" for an empty stream).
-func (b *Broker) Subscribe(h sse.BrokerHandler) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return "", errors.New("sseredis: Subscribe after Close")
-	}
-	if b.subscribed {
-		return "", errors.New("sseredis: Subscribe called twice")
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, publishTimeout)
-	defer cancel()
-	res, err := headScript.Run(ctx, b.client, []string{b.stream, b.epochKey}, newEpoch()).StringSlice()
-	if err != nil {
-		return "", fmt.Errorf("sseredis: subscribe: %w", err)
-	}
-	if len(res) != 2 {
-		return "", fmt.Errorf("sseredis: subscribe: unexpected reply %q", res)
-	}
-	last, ok := parseID(res[1])
-	if !ok {
-		return "", fmt.Errorf("sseredis: subscribe: bad stream id %q", res[1])
-	}
-	b.subscribed = true
-	b.epoch.Store(&res[0])
-	b.wg.Add(1)
-	go b.follow(h, res[0], last)
-	return res[0] + "-" + last.String(), nil
-}
-
-// follow reads the stream after last and delivers its entries until the
-// broker is closed, reconnecting with backoff on errors.
-func (b *Broker) follow(h sse.BrokerHandler, epoch string, last streamID) {
-	defer b.wg.Done()
-	var backoff time.Duration
-	failing := false
-	fail := func(what string, err error) {
-		if b.ctx.Err() != nil {
-			return
-		}
-		if !failing {
-			b.log.Warn("sseredis: follower lost Redis, retrying", "op", what, "err", err)
-			failing = true
-		}
-		backoff = min(max(2*backoff, 50*time.Millisecond), maxBackoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-b.ctx.Done():
-			t.Stop()
-		}
-	}
-	for b.ctx.Err() == nil {
-		reply, err := fetchScript.Run(b.ctx, b.client, []string{b.stream, b.epochKey, b.metaKey},
-			newEpoch(), epoch, last.String(), fetchCount).Slice()
-		if err != nil {
-			fail("fetch", err)
-			continue
-		}
-		if failing {
-			b.log.Info("sseredis: follower reconnected", "last", epoch+"-"+last.String())
-			failing, backoff = false, 0
-		}
-		kind, _ := index(reply, 0).(string)
-		word, _ := index(reply, 1).(string)
-		switch kind {
-		case "epoch":
-			resume, _ := parseID(str(index(reply, 2)))
-			b.log.Warn("sseredis: Redis has a new epoch (its data was lost or replaced): clients with older ids get a reset",
-				"old", epoch, "new", word, "from", resume.String())
-			epoch, last = word, resume
-			b.epoch.Store(&word)
-			h.HandleEpoch(epoch + "-" + last.String())
-			continue
-		case "behind":
-			top, _ := parseID(str(index(reply, 2)))
-			b.log.Error("sseredis: the stream has lost what this node delivered (a failover lost writes?): starting a new epoch",
-				"delivered", epoch+"-"+last.String(), "stream_end", top.String())
-			if err := bumpScript.Run(b.ctx, b.client, []string{b.stream, b.epochKey}, newEpoch(), epoch).Err(); err != nil {
-				fail("bump", err)
-			}
-			continue
-		case "ok":
-		default:
-			fail("fetch", fmt.Errorf("unexpected reply %v", reply))
-			continue
-		}
-		if gap := str(index(reply, 2)); gap != "" {
-			// Entries were trimmed before this node delivered them: tell
-			// the hub, which ends its streams so that their clients
-			// resume, exactly or with a reset, from what they received.
-			b.log.Error("sseredis: the follower fell behind the history: entries were trimmed before this node delivered them; the hub ends its streams",
-				"delivered", epoch+"-"+last.String(), "trimmed_to", gap)
-			h.HandleGap(epoch + "-" + gap)
-		}
-		entries, _ := index(reply, 3).([]any)
-		for _, e := range entries {
-			m, id, err := decodeEntry(e)
-			if err != nil {
-				b.log.Error("sseredis: skipping a stream entry", "err", err)
-				if id.compare(last) > 0 {
-					last = id
-				}
-				continue
-			}
-			m.Pos = epoch + "-" + id.String()
-			h.HandleMessage(m)
-			last = id
-		}
-		if len(entries) >= fetchCount {
-			continue
-		}
-		// Wait for more, or for Close. XREAD's answer only wakes us: the
-		// fetch reads the entries together with their epoch.
-		err = b.client.XRead(b.ctx, &redis.XReadArgs{
-			Streams: []string{b.stream, b.wakeKey, last.String(), "0-0"},
-			Count:   1,
-			Block:   b.block,
-		}).Err()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			fail("xread", err)
-		}
-	}
+	return client, false
 }
 
 func index(s []any, i int) any {
@@ -460,14 +368,32 @@ func decodeEntry(e any) (*sse.Message, streamID, error) {
 // a position is looked up as an application-set ID (Message.ID; the newest
 // 65,536 are indexed, while Redis keeps its data): one that is not found is
 // answered "unknown". When entries after after were trimmed, the resume is
-// still exact if none was for an audience in to; else "expired". The
-// entries are read in one script, then fn runs with nothing held.
+// still exact if none was for an audience in to; else "expired". When
+// Redis has moved past until (it lost data: a new epoch, or a stream that
+// no longer holds until), the follower has not caught up with the loss:
+// Replay wakes it and answers "ahead", and the hub asks again once the
+// follower has told it.
+//
+// The entries are read in pages of at most 256 entries or about 256 KiB,
+// one script each, and fn runs for a page's entries, with nothing held,
+// before the next is read: what a replay holds is bounded however long
+// the history, and one that fn stops, or whose ctx ends, reads no further.
+// Should Redis move past until between pages, or trim entries for the
+// stream's audiences before they were read, Replay returns an error: the
+// entries cannot all be given, and none may be skipped.
 func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Target, fn func(*sse.Message) bool) (bool, string, error) {
+	if b.closed.Load() {
+		return false, "", ErrClosed
+	}
 	ue, uid, ok := parsePos(until)
 	if !ok {
 		return false, "unknown", nil
 	}
-	args := make([]any, 0, 4+len(to))
+	auds := make([]any, 0, len(to))
+	for _, t := range to {
+		auds = append(auds, audience(t))
+	}
+	args := make([]any, 0, 6+len(to))
 	if ae, aid, ok := parsePos(after); ok {
 		if ae == ue && aid == uid {
 			return true, "", nil
@@ -479,11 +405,9 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 		}
 		args = append(args, "", after) // an application-set ID, looked up in Redis
 	}
-	args = append(args, ue, uid.String())
-	for _, t := range to {
-		args = append(args, audience(t))
-	}
-	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey}, args...).Slice()
+	args = append(args, ue, uid.String(), pageEntries, pageBytes)
+	args = append(args, auds...)
+	reply, err := replayScript.Run(ctx, b.client, []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.idsKey, b.wakeChannel}, args...).Slice()
 	if err != nil {
 		return false, "", fmt.Errorf("sseredis: replay: %w", err)
 	}
@@ -493,73 +417,115 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 		}
 		return false, kind, nil
 	}
-	entries, _ := index(reply, 1).([]any)
-	for _, e := range entries {
+	pageKeys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.wakeChannel}
+	for {
+		entries, _ := index(reply, 1).([]any)
+		more := str(index(reply, 2))
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return true, "", err
+			}
+			m, id, err := decodeEntry(e)
+			if err != nil {
+				return true, "", fmt.Errorf("sseredis: replay: %w", err)
+			}
+			m.Pos = ue + "-" + id.String()
+			if !fn(m) {
+				return true, "", nil
+			}
+		}
+		if more == "" {
+			return true, "", nil
+		}
+		if b.closed.Load() {
+			return true, "", ErrClosed
+		}
 		if err := ctx.Err(); err != nil {
 			return true, "", err
 		}
-		m, id, err := decodeEntry(e)
+		reply = nil // the page read is no longer held
+		args = append(append(args[:0], ue, uid.String(), more, pageEntries, pageBytes), auds...)
+		reply, err = pageScript.Run(ctx, b.client, pageKeys, args...).Slice()
 		if err != nil {
 			return true, "", fmt.Errorf("sseredis: replay: %w", err)
 		}
-		m.Pos = ue + "-" + id.String()
-		if !fn(m) {
-			break
+		switch kind := str(index(reply, 0)); kind {
+		case "ok":
+		case "moved":
+			return true, "", errors.New("sseredis: replay: Redis lost data while the replay was read: the follower is catching up")
+		case "expired":
+			return true, "", errors.New("sseredis: replay: entries for the stream were trimmed before the replay read them")
+		default:
+			return true, "", fmt.Errorf("sseredis: replay: unexpected reply %v", reply)
 		}
 	}
-	return true, "", nil
 }
 
 // Snapshot calls fn for the newest message of each state of the audiences
-// in to that is at or before until, in position order.
+// in to that is at or before until, in position order. It reads them in
+// pages (see Replay), merging the audiences' orders, and fails if Redis
+// moves past until meanwhile. When Redis has moved past until (see Replay)
+// it wakes the follower and fails: the hub ends the stream before it
+// writes anything, and its client retries once the follower has moved the
+// hub to the new epoch.
 func (b *Broker) Snapshot(ctx context.Context, until string, to []sse.Target, fn func(*sse.Message) bool) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
 	ue, uid, ok := parsePos(until)
-	if !ok || b.keys == 0 || len(to) == 0 {
+	if !ok {
 		return nil
 	}
-	keys := make([]string, 0, 1+len(to))
-	keys = append(keys, b.epochKey)
+	if b.keys == 0 {
+		to = nil // the epoch is checked all the same
+	}
+	keys := make([]string, 0, 4+2*len(to))
+	keys = append(keys, b.stream, b.epochKey, b.metaKey, b.wakeChannel)
 	for _, t := range to {
-		keys = append(keys, b.stateKey(audience(t)))
+		a := audience(t)
+		keys = append(keys, b.stateKey(a), b.stateOrderKey(a))
 	}
-	reply, err := snapshotScript.Run(ctx, b.client, keys).Slice()
-	if err != nil {
-		return fmt.Errorf("sseredis: snapshot: %w", err)
-	}
-	if str(index(reply, 0)) != ue {
-		return nil // Redis moved to another epoch: until's states are gone
-	}
-	type state struct {
-		id streamID
-		m  *sse.Message
-	}
-	var out []state
-	for i, t := range to {
-		flat, _ := index(reply, i+1).([]any)
-		for j := 0; j+1 < len(flat); j += 2 {
-			id, m, err := decodeState(str(flat[j+1]))
-			if err != nil {
-				b.log.Error("sseredis: skipping a state", "err", err)
+	per := max(pageEntries/max(len(to), 1), 16) // keys per audience and page
+	cursor := ""
+	for {
+		reply, err := snapshotScript.Run(ctx, b.client, keys, ue, uid.String(), cursor, per, pageBytes).Slice()
+		if err != nil {
+			return fmt.Errorf("sseredis: snapshot: %w", err)
+		}
+		if len(reply) == 0 {
+			return errMoved
+		}
+		flat, _ := reply[0].([]any)
+		cursor = str(index(reply, 1))
+		for j := 0; j+2 < len(flat); j += 3 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			a, _ := flat[j].(int64)
+			id, m, err := decodeState(str(flat[j+2]))
+			if err != nil || a < 0 || int(a) >= len(to) {
+				b.log.Error("sseredis: skipping a state", "err", err, "audience", a)
 				continue
 			}
 			if id.compare(uid) > 0 {
 				continue
 			}
-			m.To, m.Key = t, str(flat[j])
+			m.To, m.Key = to[a], str(flat[j+1])
 			m.Pos = ue + "-" + id.String()
-			out = append(out, state{id, m})
+			if !fn(m) {
+				return nil
+			}
 		}
-	}
-	slices.SortFunc(out, func(x, y state) int { return x.id.compare(y.id) })
-	for _, s := range out {
+		if cursor == "" {
+			return nil
+		}
+		if b.closed.Load() {
+			return ErrClosed
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !fn(s.m) {
-			break
-		}
 	}
-	return nil
 }
 
 // decodeState reads a state's value: "<id>|<len(ID)>|<ID><Body>".
@@ -582,38 +548,65 @@ func decodeState(v string) (streamID, *sse.Message, error) {
 func (b *Broker) ComparePositions(a, c string) (int, bool) {
 	ae, aid, ok1 := parsePos(a)
 	ce, cid, ok2 := parsePos(c)
-	cur := b.epoch.Load()
-	if !ok1 || !ok2 || ae != ce || cur == nil || ae != *cur {
+	cur := b.lineage.Load()
+	if !ok1 || !ok2 || ae != ce || cur == nil || ae != cur.epoch {
 		return 0, false
 	}
 	return aid.compare(cid), true
 }
 
-// Close stops the follower and waits for it. It wakes the follower's
-// XREAD by adding an entry to a key of its own, which it then deletes; if
-// Redis cannot be reached, the XREAD in flight may take up to
-// Options.Block to end. Close does not close the Redis client.
+// EpochOrigin returns "<epoch>-<base>", the position before the first entry
+// of pos's epoch, when that is the epoch the broker delivers: "<epoch>-0-0"
+// for an epoch Redis started empty (it lost its data), or the newest entry
+// the stream kept of the previous one. A client that resumes from an
+// earlier epoch is then replayed the current one from its start (see
+// sse.EpochOrigin).
+func (b *Broker) EpochOrigin(pos string) (string, bool) {
+	e, _, ok := parsePos(pos)
+	cur := b.lineage.Load()
+	if !ok || cur == nil || e != cur.epoch {
+		return "", false
+	}
+	return cur.epoch + "-" + cur.base.String(), true
+}
+
+// Close stops the follower and waits for it to return. It closes the
+// follower's subscription, which cuts its wait for a push at once, and,
+// with a follower on a client of its own (see New), that client, which
+// cuts a read of the stream in flight: Close then returns at once whatever
+// Redis does, and sends Redis nothing. With a follower on the broker's
+// client, it waits for such a read, up to the client's ReadTimeout when
+// Redis does not answer. Publish calls whose batch is in flight end with
+// it, on their own goroutines. Once Close has begun, Publish, Replay and
+// Snapshot fail with ErrClosed. Close does not close the client given to
+// New.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
-	subscribed := b.subscribed
+	b.closed.Store(true)
+	subscribed, reader, owned, ps := b.subscribed, b.reader, b.owned, b.ps
 	b.mu.Unlock()
 	b.cancel()
 	if !subscribed {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	woke := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.wakeKey, MaxLen: 1, Values: []string{"close", "1"}}).Err()
-	b.wg.Wait()
-	if woke == nil {
-		if err := b.client.Del(ctx, b.wakeKey).Err(); err != nil {
-			return fmt.Errorf("sseredis: close: deleting %s: %w", b.wakeKey, err)
+	_ = ps.Close()
+	var err error
+	if owned {
+		if cerr := reader.Close(); cerr != nil {
+			err = fmt.Errorf("sseredis: close: %w", cerr)
 		}
 	}
-	return nil
+	b.wg.Wait()
+	return err
 }
+
+// errMoved is Snapshot's error when Redis has moved past until: it lost
+// data that the follower has not noticed yet.
+var errMoved = errors.New("sseredis: snapshot: Redis has moved past the position (it lost data): the follower is catching up")
+
+// ErrClosed is returned by a Broker's methods called after Close.
+var ErrClosed = errors.New("sseredis: broker closed")

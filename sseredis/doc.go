@@ -9,7 +9,7 @@
 //		rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //		defer rdb.Close()
 //		var hubs []*sse.Hub
-//		for _, addr := range []string{":8081", ":8082"} {
+//		for _, addr := range []string{"localhost:8081", "localhost:8082"} {
 //			broker, err := sseredis.New(rdb, sseredis.Options{Stream: "app:events"})
 //			if err != nil {
 //				log.Fatal(err)
@@ -36,17 +36,52 @@
 // # How it works
 //
 // Publish runs one Lua script that adds the event to the stream (XADD),
-// trims the stream to Options.History entries, records for each trimmed
-// entry the newest id its audience (the broadcast, a topic, a client ID)
-// lost, and, for an event with a Key, keeps it as its audience's state
-// (at most Options.Keys per audience). It is atomic, so the trim and the
-// eviction record never disagree. Each Broker runs one follower goroutine
-// that reads the stream after its last id (a blocking XREAD wakes it) and
-// delivers in order; when Redis is unreachable it retries with backoff
-// and continues from its last id, so a node that loses Redis for a while
-// catches up with everything Redis kept. Replay reads the entries after a
-// Last-Event-ID with XRANGE, in one script with the checks that decide
-// whether the resume is exact.
+// records for each entry trimmed the newest id its audience (the
+// broadcast, a topic, a client ID) lost, and, for an event with a Key,
+// keeps it as its audience's state (at most Options.Keys per audience). It
+// is atomic, so the trim and the eviction record never disagree. Publish
+// calls made concurrently on one Broker share that script call (a group
+// commit): a call that finds none in flight sends its event at once, and
+// the calls that come while one is in flight are sent together by the
+// next, with no timer; the script does once per batch what it can (the
+// epoch, the bookkeeping, the push to the nodes) and trims once per
+// History/16 events or so (the stream holds History to History + History/16
+// entries; exactly History below 16). A retried script call (go-redis
+// resends one whose reply it lost) is answered from the broker's last
+// batch and adds nothing twice.
+//
+// The script also pushes the batch to every node (PUBLISH on
+// "<Stream>:push", with the id of the entry before it). Each Broker runs
+// one follower goroutine, subscribed to that channel: a push that follows
+// the last entry it delivered is delivered as it is, so a node learns of a
+// batch in one message and sends Redis nothing, and Redis's work per event
+// grows with the number of nodes only by a socket write each. Anything
+// else makes the follower read the stream after its last id (a script that
+// also checks the epoch): a push that does not follow (one was missed),
+// one of another epoch, a new subscription (after a reconnect), a wake
+// from a replay that found Redis moved on, and Options.Block without a
+// push. When Redis is unreachable it retries with backoff and continues
+// from its last id, so a node that loses Redis for a while catches up with
+// everything Redis kept: the stream is the history, the pushes only spare
+// the reads. The follower reads on a Redis client of its own, built from
+// the one given to New (see New), so that it never holds a connection
+// publishes need, and so that Close can cut it at once. Replay reads the
+// entries after a Last-Event-ID with XRANGE, and Snapshot the states, in
+// pages of at most 256 entries or about 256 KiB, one script each: the
+// first page's script also decides whether the resume is exact, and each
+// later one checks that nothing the stream is to receive left Redis
+// meanwhile.
+//
+// Hub.Disconnect on one node ends the client's streams on every node: the
+// Broker is an sse.ControlBroker. PublishDisconnect adds a control to a
+// small stream of its own ("<Stream>:control", about the newest 4,096
+// controls) and pushes it on the same channel; a follower that missed the
+// push reads the control stream after the last control it delivered when
+// it catches up, from the newest control there was when it subscribed. A
+// control is not an event (no position, not in history nor in the eviction
+// record), and a node whose link to Redis breaks for a while gets the
+// controls sent meanwhile when it reconnects, as long as the control
+// stream still holds them. It costs nothing per event.
 //
 // Positions are "<epoch>-<stream id>", for example
 // "k3x9p2ab-1733061234567-0", at most 43 bytes. The epoch is a random word
@@ -57,39 +92,157 @@
 // The keys, for Stream "sse:events": the stream itself; "sse:events:epoch"
 // (the epoch and the stream id its lineage starts after, created inside
 // the scripts when missing, so atomically like SET NX); "sse:events:meta"
-// (the newest trimmed id, the forgotten audiences' bound, a counter);
-// "sse:events:evicted" and "sse:events:evicted-order" (the eviction
-// record); "sse:events:state:<audience>" and
-// "sse:events:state-order:<audience>" (keyed states); "sse:events:ids" and
-// "sse:events:ids-order" (application-set IDs); short-lived
-// "sse:events:pub:<token>" keys that make a retried Publish idempotent.
+// (the stream's newest id and length, the newest trimmed id, the forgotten
+// audiences' bound, a counter, and for each Broker the number and reply of
+// its last batch, which make a retried one idempotent; those of brokers
+// gone quiet are dropped); "sse:events:evicted" and
+// "sse:events:evicted-order" (the eviction record);
+// "sse:events:state:<audience>" and "sse:events:state-order:<audience>"
+// (keyed states); "sse:events:ids" and "sse:events:ids-order"
+// (application-set IDs); "sse:events:trim" (the id and audience of each
+// entry, in the stream's order, so that a trim knows whose entries it
+// trims without reading them); "sse:events:control" (controls). The channels:
+// "sse:events:push" (batches and controls, to every node) and
+// "sse:events:wake:<token>", one per Broker (wakes its follower).
 //
 // # What replication can and cannot promise
 //
-// Redis replication is asynchronous: a primary acknowledges an XADD before
-// its replicas have it, and a failover to a replica can lose writes that
-// were acknowledged (Publish returned nil, and some nodes may even have
-// delivered them). Persistence has the same window: a restart from an RDB
-// snapshot, or from an AOF not fsynced on every write, comes back without
-// the latest writes. The broker cannot undo that, but it turns it into a
-// reset, never a silent gap: a follower that finds the stream no longer
-// holding the last entry it delivered (the stream ends before it, or the
-// entry is gone although nothing trimmed it) starts a new epoch in Redis
-// and carries on after the newest entry it had that Redis still holds;
-// every other node moves to the new epoch when it sees it, and clients
-// holding ids of the old one are reset with "epoch". A Replay from an id
-// that Redis neither holds nor trimmed is answered "unknown".
+// The promise is that of the hub: a client never lives with a silent gap.
+// What it was to receive and did not get ends its stream, and it resumes
+// from what it got, exactly or with one ResetEvent. How each fault looks
+// to a client:
 //
-// What stays out of reach: writes lost before any follower delivered them
-// are lost without a trace (no stream received them, so no client has a
-// gap, but their publishers were told they succeeded); and the check runs
-// when a follower reads, so a client that resumes on a node before its
-// follower noticed the loss may be replayed from the new primary's history
-// for an id it still holds. Where acknowledged writes must survive a
-// failover, run Redis with WAIT-based or synchronous replication (outside
-// this broker); where a restart must not reset clients, enable AOF with
-// appendfsync always: the epoch and the history then survive it and clients
-// resume exactly.
+// Redis loses its data (FLUSHALL, a restart without persistence, a
+// failover to an empty replica). Publishes fail while Redis is down; the
+// first script to run afterwards starts a new epoch. Each node finds it at
+// its follower's next read: at once when an event is published (its push
+// carries the new epoch), when a
+// replay or a snapshot reaches a position Redis no longer holds (the
+// broker then wakes its follower), else within Options.Block. It then ends
+// every stream it serves (sse.BrokerHandler.HandleGap), even one that may
+// have missed nothing, since nothing tells whether Redis held entries the
+// node had not read when it lost them. Each client comes back with an id
+// of the old epoch and gets one reset ("epoch"), followed by every event
+// of the new epoch it may receive (sse.EpochOrigin; its snapshot instead
+// if History no longer holds them all), then live events.
+// Lost for good: what Redis held and a node had not delivered (its
+// clients' resets say so), the history, keyed state and application-set ID
+// index of the old epoch (clients that resume from those ids are reset).
+//
+// A frozen Redis (its process stopped, a stuck disk: connections open,
+// nothing answers). Publishes fail after the client's ReadTimeout and
+// WriteTimeout. Streams stay open and receive nothing; a stream that
+// starts needs a replay or a snapshot, which fail likewise, so it ends
+// before writing anything and its client retries. Followers wait (a read
+// of the stream gives up after the client's ReadTimeout, then retries). When Redis
+// answers again, every follower goes on from its last id: nothing is
+// lost, nobody is reset. A Hub's Shutdown meanwhile closes the broker at
+// once (Close sends Redis nothing).
+//
+// One node's link to Redis stalls or breaks (a partition). That node is
+// as with a frozen Redis; the others go on. When the link comes back, its
+// follower catches up with everything Redis kept, and its streams receive
+// what they missed, exactly, unless meanwhile Redis trimmed entries the
+// node had not read (see a node that fell behind the trim) or lost its
+// data (see above: its streams end).
+//
+// A failover or restart that loses acknowledged writes (Redis replicates
+// asynchronously: a primary acknowledges an XADD before its replicas have
+// it; a restart from an RDB snapshot, or from an AOF not fsynced on every
+// write, comes back without the latest writes). The epoch survives, but
+// the stream no longer holds entries some node delivered. The first
+// follower to read finds its last delivered entry gone (a replay or a
+// snapshot reaching such a position wakes it) and starts a new epoch after
+// the newest entry Redis kept at or before it: events published to the
+// new primary since belong to the new epoch. Every node ends its streams
+// when it finds the new epoch, and each client resumes with one reset
+// ("epoch") followed by the new epoch's events. A client resuming from an
+// id of a lost write before that is reset ("unknown"). Lost for good: the
+// lost writes, although their publishers were told they succeeded (the
+// clients that got them keep them); writes lost before any follower read
+// them leave no trace at all: no client got them, so none has a gap, and
+// nothing can tell. Where acknowledged writes must survive a failover,
+// run Redis with WAIT-based or synchronous replication (outside this
+// broker); where a restart must not reset clients, enable AOF with
+// appendfsync always: the epoch and the history then survive it and
+// clients resume exactly.
+//
+// A node that fell behind the trim (its follower cut off or slow while
+// other nodes published more than History entries). Its follower finds
+// entries trimmed before it read them, logs it at Error and ends the
+// node's streams (HandleGap). Each client resumes from what it got,
+// checked against the eviction record: exactly when nothing of its
+// audiences was trimmed after its id, else with one reset ("expired"),
+// followed by its snapshot. Lost for good: the trimmed events, for the
+// clients that had not got them. The epoch stays.
+//
+// # Beyond one Redis
+//
+// One stream lives on one Redis (or one Cluster slot: every key derives
+// from Stream), whose single thread runs every publish script and writes
+// every push. Measured (bench/cmd/rediscost: redis-server 7.0 pinned to
+// a core of its own on a shared 2-core machine, 20 streams per node,
+// 64-byte events; see bench/BENCHMARKS.md), Redis spent per published
+// event about 11 µs of CPU with 2 nodes and 16 concurrent publishers
+// (batches of 5 or 6), 14 µs with 8 nodes and 64 publishers (8 per node),
+// 39 µs with 8 nodes and 16 publishers (2 per node: batches of 1.5), and
+// 45 to 85 µs with one publisher (no batching; 2 to 8 nodes). Each node
+// adds a socket write per batch, so the cost grows with the nodes and
+// shrinks with the publishers per node. With one stream per node, 16
+// publishers on 2 nodes published 56,000 events/s at 7.8 µs each, 44 % of
+// Redis's core. Extrapolated to a core at 100 % (in these runs the nodes'
+// process was the bottleneck), one Redis carries some 80,000 to 120,000
+// events/s with several publishers per node on a few nodes, 25,000 with 8
+// nodes of two publishers each, and 12,000 to 25,000 when events come one
+// at a time.
+//
+// Past that, shard by something every connection belongs to once: a
+// tenant, a room, a document. Give each shard a stream of its own on a
+// Redis of its own, or on a slot of its own in a Redis Cluster, which
+// spreads hash tags over its primaries ("{sse:0}:events",
+// "{sse:1}:events", ...). Each node runs one Hub per shard, each with its
+// own Broker on that shard's stream, and routes a request to the hub of
+// its shard with the same function on every node; events are published on
+// the hub of their shard:
+//
+//	hubs := make([]*sse.Hub, len(redises))
+//	for i, rdb := range redises { // a client per Redis, or one ClusterClient
+//		b, err := sseredis.New(rdb, sseredis.Options{Stream: fmt.Sprintf("{sse:%d}:events", i)})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		if hubs[i], err = sse.NewHub(sse.Config{Broker: b}); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//	shardOf := func(tenant string) *sse.Hub { return hubs[crc32.ChecksumIEEE([]byte(tenant))%uint32(len(hubs))] }
+//	http.Handle("/events", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		shardOf(r.URL.Query().Get("tenant")).ServeHTTP(w, r)
+//	}))
+//	// publishing: shardOf(tenant).Publish(topic, ev)
+//
+// Positions and Last-Event-ID keep their meaning: a position is one of its
+// shard's stream, resumed by that shard's hub on any node, exactly as with
+// one Redis. Each shard's epoch is a random word of its own, so an id
+// presented to another shard's hub (a tenant moved to another shard) is
+// answered "epoch", a reset, never misread. Redis's work per event is that
+// of one stream on each shard, and the shards add up; what grows with
+// their number is each node's work (a subscription and a reading
+// connection per shard it follows) and a broadcast to every tenant (a
+// publish per shard). Changing the number of shards moves tenants, whose
+// clients are reset once.
+//
+// What cannot be sharded so is a connection that must receive audiences
+// living in several streams in one order: its resume point would be a
+// position in each (a vector, too long for a 43-byte id and not ordered),
+// and one order across streams needs one sequencer, which is the single
+// Redis again. Such an application stays within one Redis's ceiling.
+//
+// With Redis Cluster, the scripts' PUBLISH is broadcast over the cluster
+// bus to every node of the cluster, so each shard's push costs every
+// Cluster node some work; sharded Pub/Sub (SPUBLISH and SSUBSCRIBE, Redis
+// 7), which keeps a push within its slot's shard, would remove that. It is
+// not done.
 //
 // # Limits
 //
@@ -98,24 +251,36 @@
 //     position of its event; one forgotten, or one that has the shape of a
 //     position, is reset ("unknown", "epoch"). ComparePositions cannot
 //     order them (see there).
-//   - A node whose follower falls more than History entries behind (cut off
-//     from Redis while other nodes publish) cannot deliver the trimmed
-//     entries: the broker logs it at Error and reports it to the hub
-//     (sse.BrokerHandler.HandleGap), which ends its streams; their clients resume from
-//     what they received, checked against the eviction record (exact, or
-//     one reset). Keep History above what is published during the outages
-//     you expect, or every such outage ends a node's streams.
+//   - Keep History above what is published during the outages you expect
+//     (a node cut off from Redis while the others publish): past it, every
+//     such outage ends the node's streams (see above).
 //   - The eviction record remembers 65,536 audiences, folding the least
 //     recently evicted into one conservative bound. Keyed states are
 //     bounded per audience (Options.Keys), not in total bytes, and the
 //     states of client IDs stay in Redis until the key is deleted.
 //   - A Publish whose reply was lost (the connection dropped after Redis
 //     ran the script) returns an error although the event was added;
-//     retries by go-redis within 10 s carry a token, so they do not add it
-//     twice (each publish leaves a small key for 10 s).
-//   - Close wakes the follower's XREAD through a key of the broker's own
-//     ("<Stream>:wake:<random>", deleted again); with Redis unreachable it
-//     may wait up to Options.Block for it.
+//     go-redis's retries of the script call carry the batch's number, so
+//     they do not add it twice (as long as fewer than 2^20 events were
+//     published meanwhile).
+//   - Publish calls of one Broker wait for each other: a batch is sent
+//     once the previous one is answered, with a context of its own (10 s,
+//     ended by Close, not by any caller's). A call whose context ends while it waits for
+//     its turn is not sent; one whose batch is in flight waits for it.
+//   - A replay or a snapshot in pages is not one atomic read: should Redis
+//     trim entries of the stream's audiences it has not read yet, or lose
+//     its data, between two pages, it fails and the hub ends the stream,
+//     whose client retries from its Last-Event-ID.
+//   - Each Broker opens two connections of its own per Redis node for its
+//     follower (for a *redis.Client or *redis.ClusterClient): the
+//     subscription and one for reading the stream. With any other client,
+//     the follower subscribes on a connection of that client's and reads
+//     the stream through its pool, and Close may wait up to the client's
+//     ReadTimeout for such a read when Redis does not answer.
+//   - Redis closes a subscription whose client reads too slowly
+//     (client-output-buffer-limit pubsub, 32 MB by default): the follower
+//     then resubscribes and reads the stream, which is exact unless Redis
+//     trimmed entries it had not read meanwhile.
 //   - Redis must not evict the broker's keys: run it with maxmemory-policy
 //     noeviction (or a volatile-* policy). A lost epoch key starts a new
 //     epoch; a lost eviction record would make resumes wrongly exact.

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,6 +160,12 @@ func newNode(t *testing.T, name string, r *redisServer, opts Options) *node {
 // newNodeOn starts a node whose broker uses client, which it closes.
 func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *node {
 	t.Helper()
+	return newNodeWith(t, name, client, opts, nil)
+}
+
+// newNodeWith is newNodeOn with the hub's Config changed by tweak, if set.
+func newNodeWith(t *testing.T, name string, client *redis.Client, opts Options, tweak func(*sse.Config)) *node {
+	t.Helper()
 	if opts.Block == 0 {
 		opts.Block = 200 * time.Millisecond
 	}
@@ -168,7 +176,7 @@ func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *n
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := sse.NewHub(sse.Config{
+	cfg := sse.Config{
 		Broker:    b,
 		Heartbeat: -1,
 		Logger:    testLogger(t).With("node", name),
@@ -179,7 +187,11 @@ func newNodeOn(t *testing.T, name string, client *redis.Client, opts Options) *n
 			return "anon-" + strconv.FormatInt(time.Now().UnixNano(), 36), nil
 		},
 		Topics: func(r *http.Request) ([]string, error) { return r.URL.Query()["topic"], nil },
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	hub, err := sse.NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +316,33 @@ func (s *sub) next(timeout time.Duration) (sse.Event, bool) {
 	}
 }
 
+// resuming reads count application events from s, and when its stream
+// ends reconnects to n with query and the last id it got, as a client
+// does, carrying on with the new stream. It returns the stream it ended
+// on, whose resets are all those the reconnections brought.
+func (s *sub) resuming(n *node, query string, count int) (*sub, []string) {
+	s.t.Helper()
+	cur := s
+	var out []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(out) < count {
+		ev, ok := cur.next(time.Until(deadline))
+		if ok {
+			out = append(out, string(ev.Data))
+			continue
+		}
+		select {
+		case <-cur.errc:
+		default:
+			s.t.Fatalf("%s: got %d events of %d: %v", cur.name, len(out), count, out)
+		}
+		resets := cur.resets
+		cur = connect(s.t, n, query, cur.last)
+		cur.resets = resets
+	}
+	return cur, out
+}
+
 // waitStart waits for the position event that ends a stream's start.
 func (s *sub) waitStart() { s.t.Helper(); s.waitType(sse.PositionEvent, "start") }
 
@@ -369,3 +408,37 @@ type onMessage struct {
 func (h onMessage) HandleMessage(m *sse.Message) { h.fn(m) }
 func (h onMessage) HandleGap(pos string)         { h.t.Logf("gap at %s", pos) }
 func (h onMessage) HandleEpoch(pos string)       { h.t.Logf("epoch at %s", pos) }
+func (h onMessage) HandleDisconnect(id string)   { h.t.Logf("disconnect %s", id) }
+
+// brokerGoroutines returns the stacks of the goroutines running a method
+// of b.
+func brokerGoroutines(b *Broker) []string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	mine := regexp.MustCompile(`sseredis\.\(\*Broker\)\.\w+\(` + fmt.Sprintf("%p", b) + `[,)]`)
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if mine.MatchString(g) {
+			found = append(found, g)
+		}
+	}
+	return found
+}
+
+// noBrokerGoroutines fails the test if goroutines of b are still running a
+// moment after Close returned (one that has just called wg.Done may still
+// be returning; none may stay).
+func noBrokerGoroutines(t *testing.T, b *Broker) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		g := brokerGoroutines(b)
+		if len(g) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines outlived Close:\n%s", strings.Join(g, "\n\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -74,7 +74,7 @@ func startBrowser(t *testing.T) context.Context {
 
 // TestBrowserDashboard opens the dashboard in headless Chromium: the table
 // fills from the snapshot, a value changes in the DOM, the point filter
-// narrows and widens the table without a new stream (the same EventSource,
+// narrows and widens the table without a new stream (the same sse.js stream,
 // no new request to /events; a point that hardly changes fills in at once),
 // and after the server drops the stream the connection indicator goes back
 // to live, resumed with Last-Event-ID, values keep changing and the filter
@@ -139,7 +139,7 @@ func TestBrowserDashboard(t *testing.T) {
 	changes("a value change in the DOM")
 
 	// The filter: the chips post the watched points to /api/watch, and the
-	// page's one EventSource stays open. Each step waits for the server's
+	// page's one stream stays open. Each step waits for the server's
 	// watch event (data-watch-gen) and for the table.
 	run(5*time.Second, "note the stream", chromedp.Evaluate(`window.firstSource = window.dashboard.source; true`, nil))
 	conns := s.events.Load()
@@ -147,9 +147,9 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Helper()
 		var same bool
 		run(5*time.Second, "check the stream", chromedp.Evaluate(
-			`window.dashboard.source === window.firstSource && window.firstSource.readyState === EventSource.OPEN`, &same))
+			`window.dashboard.source === window.firstSource && window.firstSource.state === "open"`, &same))
 		if n := s.events.Load(); !same || n != conns {
-			t.Fatalf("%s: the page opened a new stream (same EventSource: %v; %d requests to /events, want %d)", what, same, n, conns)
+			t.Fatalf("%s: the page opened a new stream (same stream: %v; %d requests to /events, want %d)", what, same, n, conns)
 		}
 		if n := s.dash.hub.Stats().Streams; n != 1 {
 			t.Fatalf("%s: %d streams open", what, n)
@@ -189,7 +189,8 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	changes("a value change after the reconnect")
 
-	// The resumed stream (the same EventSource) follows filter changes too.
+	// The resumed stream (the same sse.js stream, whose EventSource
+	// reconnected by itself) follows filter changes too.
 	conns = s.events.Load()
 	click("filter to the pressure", `#chips .chip[data-point="ns=1;s=Boiler.Pressure"]`)
 	poll(10*time.Second, "a table of the pressure only", rows(1, 4, ` && document.querySelector('tr[data-point="ns=1;s=Boiler.Pressure"]') !== null`))

@@ -132,6 +132,7 @@ func NewDashboard(cfg DashboardConfig) (*Dashboard, error) {
 		return nil, err
 	}
 	d.mux.Handle("GET /", http.FileServerFS(web))
+	d.mux.Handle("GET /sse.js", sse.ScriptHandler()) // the module web/dashboard.js imports
 	d.mux.HandleFunc("GET /events", d.serveEvents)
 	d.mux.HandleFunc("POST /api/watch", d.serveWatch)
 	d.mux.HandleFunc("GET /api/watch", func(w http.ResponseWriter, r *http.Request) {

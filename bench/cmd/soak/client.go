@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -33,11 +34,27 @@ type client struct {
 	// received (or skipped by a reset), and the uncertain events received.
 	cur     map[audience]int
 	seenUnc map[int]bool
-	lastID  string // the resume point: Last-Event-ID of the next connection
-	lastG   int    // the event number the resume point stands for
+	lastID  string   // the resume point: Last-Event-ID of the next connection
+	lastG   int      // the event number the resume point stands for
+	era     int      // its lineage: the data losses recorded before the epoch of its last fresh or reset start was seen
+	sess    *session // its connection, for the logs
 
-	delivered, lost, dups, resets, spurious, ambiguous, reconnects, errs int
-	reached                                                              atomic.Int64 // lastG, for the run's wait for its fence
+	delivered, lost, silent, dups, resets, spurious, ambiguous, lossResets, reconnects, errs int
+	reached                                                                                  atomic.Int64 // the newest event reached, for the run's wait for its fence
+}
+
+// session is what the check knows of one connection.
+type session struct {
+	sent       string // its Last-Event-ID
+	resumeG    int    // the event number sent stands for
+	pubAtDial  int    // events settled when it was opened
+	lossAtDial int    // data losses recorded when it was opened
+	awaiting   bool   // a fresh or reset start: its position marker is still to come
+	reset      bool   // a reset without a position: events of the current epoch may come before the marker
+	node       int    // the node it is to
+	opened     time.Time
+	events     int      // events received on it
+	first      []string // its first few events, for the logs
 }
 
 func newClient(r *run, i int) *client {
@@ -117,7 +134,8 @@ func (c *client) connect(ctx context.Context, n int) {
 	if c.lastID != "" {
 		req += "Last-Event-ID: " + c.lastID + "\r\n"
 	}
-	pubAtDial := c.r.ledger.published()
+	cn := c.dial()
+	cn.node = slices.Index(c.r.nodes, node)
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
 		return
 	}
@@ -156,8 +174,6 @@ func (c *client) connect(ctx context.Context, n int) {
 
 	d := sse.NewDecoder(resp.Body)
 	d.SetLastEventID(c.lastID)
-	sent, resumeG := c.lastID, c.lastG
-	awaiting := sent == "" // a fresh start: live events come after its position marker
 	for {
 		ev, err := d.Decode()
 		if err != nil {
@@ -167,40 +183,8 @@ func (c *client) connect(ctx context.Context, n int) {
 			return
 		}
 		c.lastID = d.LastEventID()
-		switch ev.Type {
-		case sse.PositionEvent:
-			g, ok := c.r.positionG(ev.ID)
-			if !ok {
-				c.errorf("position %q stands for no event the soak knows", ev.ID)
-				return
-			}
-			if awaiting {
-				c.baseline(g)
-				awaiting = false
-			}
-			c.lastG = max(c.lastG, g)
-		case sse.ResetEvent:
-			c.resets++
-			c.judgeReset(resumeG, pubAtDial, string(ev.Data))
-			awaiting = true
-			if ev.ID != sent {
-				// A reset followed by no snapshot carries the position
-				// itself as its id.
-				g, ok := c.r.positionG(ev.ID)
-				if !ok {
-					c.errorf("reset position %q stands for no event the soak knows", ev.ID)
-					return
-				}
-				c.baseline(g)
-				c.lastG = g
-				awaiting = false
-			}
-		default:
-			if awaiting {
-				c.errorf("event %q before the start's position marker", ev.Data)
-				return
-			}
-			c.check(ev)
+		if !c.take(cn, ev) {
+			return
 		}
 		if fault == "stall" && !stallUntil.IsZero() && time.Now().After(stallUntil) {
 			// Stop reading for a while: the hub's queue for this stream
@@ -234,30 +218,130 @@ func (c *client) pickFault() string {
 	return ""
 }
 
-// baseline starts the check at position g, as a fresh or reset start does:
-// the client has everything up to g, from a snapshot or its own reload.
+// dial starts the check of a connection, opened now from c.lastID.
+func (c *client) dial() *session {
+	c.sess = &session{sent: c.lastID, resumeG: c.lastG, pubAtDial: c.r.ledger.published(),
+		lossAtDial: c.r.ledger.lossCount(), awaiting: c.lastID == "", opened: time.Now()}
+	return c.sess
+}
+
+// take checks one event of connection cn, after c.lastID took its id. It
+// returns false when the protocol is broken beyond checking the rest.
+func (c *client) take(cn *session, ev sse.Event) bool {
+	cn.events++
+	if len(cn.first) < 4 {
+		g, _ := c.r.ledger.g(ev.ID)
+		cn.first = append(cn.first, fmt.Sprintf("%s id=%s (%d) data=%q", ev.Type, ev.ID, g, ev.Data))
+	}
+	switch ev.Type {
+	case sse.PositionEvent:
+		g, ok := c.r.positionG(ev.ID)
+		if !ok {
+			c.errorf("position %q stands for no event the soak knows", ev.ID)
+			return false
+		}
+		if cn.awaiting {
+			c.rebase(ev.ID, g)
+			cn.awaiting, cn.reset = false, false
+		} else {
+			c.lastG = g
+			c.reach(g)
+		}
+	case sse.ResetEvent:
+		c.resets++
+		c.judgeReset(cn, string(ev.Data))
+		cn.awaiting, cn.reset = true, true
+		if ev.ID != cn.sent {
+			// A reset followed by nothing carries the position itself as
+			// its id.
+			g, ok := c.r.positionG(ev.ID)
+			if !ok {
+				c.errorf("reset position %q stands for no event the soak knows", ev.ID)
+				return false
+			}
+			c.rebase(ev.ID, g)
+			cn.awaiting, cn.reset = false, false
+		}
+	default:
+		switch {
+		case cn.reset:
+			c.since(ev)
+		case cn.awaiting:
+			c.errorf("event %q before the start's position marker", ev.Data)
+			return false
+		default:
+			c.check(ev)
+		}
+	}
+	return true
+}
+
+// baseline starts the check at g, as a fresh or reset start does: the
+// client has everything up to g, from a snapshot or its own reload.
 func (c *client) baseline(g int) {
 	for _, a := range c.auds {
 		c.cur[a] = c.r.ledger.upTo(a, g)
 	}
-	c.lastG = max(c.lastG, g)
-	c.reached.Store(int64(c.lastG))
+	c.lastG = g
+	c.reach(g)
+}
+
+// rebase starts the check at position pos, event g, and in its lineage:
+// what Redis lost before pos's epoch was seen was never the client's to
+// receive (its reload, or the snapshot, stands for it).
+func (c *client) rebase(pos string, g int) {
+	c.baseline(g)
+	c.era = c.r.ledger.era(pos)
+}
+
+func (c *client) reach(g int) {
+	if int64(g) > c.reached.Load() {
+		c.reached.Store(int64(g))
+	}
+}
+
+// entitled parses an event and checks that the client may receive it.
+func (c *client) entitled(ev sse.Event) (a audience, aseq, g int, ok bool) {
+	a, aseq, g, err := parseData(ev.Data)
+	if err != nil {
+		c.errorf("%v", err)
+		return 0, 0, 0, false
+	}
+	if !slices.Contains(c.auds, a) {
+		c.errorf("event for audience %d, which it may not receive", a)
+		return 0, 0, 0, false
+	}
+	if c.r.redis {
+		c.r.ledger.learn(ev.ID, g)
+	}
+	return a, aseq, g, true
+}
+
+// since takes an event between a reset and its position marker: the
+// events of the current epoch, from its start (see sse.StartReset). The
+// reset told the client to reload, so each certain one is a new start of
+// the check, at its position.
+func (c *client) since(ev sse.Event) {
+	_, _, g, ok := c.entitled(ev)
+	if !ok {
+		return
+	}
+	c.delivered++
+	if c.r.ledger.isUncertain(g) {
+		c.seenUnc[g] = true
+		c.lastG = g
+		c.reach(g)
+		return
+	}
+	c.rebase(ev.ID, g)
 }
 
 // check takes one event: the next of its audience, or a loss, or a
 // duplicate.
 func (c *client) check(ev sse.Event) {
-	a, aseq, g, err := parseData(ev.Data)
-	if err != nil {
-		c.errorf("%v", err)
+	a, aseq, g, ok := c.entitled(ev)
+	if !ok {
 		return
-	}
-	if !slices.Contains(c.auds, a) {
-		c.errorf("event for audience %d, which it may not receive", a)
-		return
-	}
-	if c.r.redis {
-		c.r.ledger.learn(ev.ID, g)
 	}
 	if c.r.ledger.isUncertain(g) {
 		// A Publish that failed may still have been kept (its command
@@ -276,31 +360,67 @@ func (c *client) check(ev sse.Event) {
 				c.r.logf("client %s: duplicate: audience %d event %d (g %d), had up to %d", c.id, a, aseq, g, cur)
 			}
 		default:
-			if n := c.r.ledger.missed(a, cur, aseq); n > 0 {
-				c.lost += n
-				c.r.logf("client %s: lost %d events of audience %d before its event %d (g %d)", c.id, n, a, aseq, g)
-			}
+			c.skip(a, cur, aseq, fmt.Sprintf("before its event %d (g %d)", aseq, g))
 			c.cur[a] = aseq
 			c.delivered++
 		}
 	}
-	c.lastG = max(c.lastG, g)
-	c.reached.Store(int64(c.lastG))
+	c.lastG = g
+	c.reach(g)
 }
 
-// judgeReset decides whether a reset was due: it is when an event the
-// client may receive, after its resume point resumeG, has left the history
-// of H events. pubAtDial and the ledger now bracket the moment the hub
-// decided.
-func (c *client) judgeReset(resumeG, pubAtDial int, why string) {
-	first := c.r.ledger.firstAfter(c.auds, resumeG)
-	now := c.r.ledger.published()
+// skip counts the events of a after from and before to that the client
+// skipped: lost, or silent gaps.
+func (c *client) skip(a audience, from, to int, where string) {
+	lost, silent := c.r.ledger.missed(a, from, to, c.era)
+	c.lost += lost
+	c.silent += silent
+	if lost+silent == 0 {
+		return
+	}
+	if s := c.sess; s != nil {
+		where += fmt.Sprintf(", on a connection to node %d opened %v ago with Last-Event-ID %q (event %d), %d events into it, the first %q",
+			s.node, time.Since(s.opened).Round(time.Millisecond), s.sent, s.resumeG, s.events, s.first)
+	}
+	if lost > 0 {
+		c.r.logf("client %s: lost %d events of audience %d %s", c.id, lost, a, where)
+	}
+	if silent > 0 {
+		c.r.logf("client %s: %d events of audience %d that Redis lost skipped without a reset (lineage %d) %s", c.id, silent, a, c.era, where)
+	}
+}
+
+// judgeReset decides whether the reset of connection cn was due: it is
+// when its resume point's epoch was first seen before a data loss (Redis
+// lost events after it, or its epoch; whatever the reason the hub gave),
+// or, but for reason "epoch", when an event the client may receive, after
+// its resume point, has left the history of H events. The dial and now
+// bracket the moment the hub decided.
+func (c *client) judgeReset(cn *session, why string) {
+	if cn.sent != "" {
+		era := c.r.ledger.era(cn.sent)
+		switch {
+		case era < cn.lossAtDial:
+			c.lossResets++
+			return
+		case era < c.r.ledger.lossCount():
+			c.ambiguous++ // a data loss recorded since the dial: due, but not provably
+			return
+		}
+	}
+	if why == "epoch" {
+		c.spurious++
+		c.r.logf("client %s: spurious reset (epoch) from %q (event %d): no data loss since its epoch was seen", c.id, cn.sent, cn.resumeG)
+		return
+	}
+	first := c.r.ledger.firstAfter(c.auds, cn.resumeG)
+	now := c.r.ledger.added() // one being published may be in Redis already
 	switch {
 	case first == 0 || first > now-c.r.history:
 		c.spurious++
 		c.r.logf("client %s: spurious reset (%s) from event %d: the first it missed, %d, was never evicted (%d published)",
-			c.id, why, resumeG, first, now)
-	case first > pubAtDial-c.r.history:
+			c.id, why, cn.resumeG, first, now)
+	case first > cn.pubAtDial-c.r.history:
 		c.ambiguous++ // evicted between the dial and the reset: due, but not provably
 	}
 }
@@ -308,11 +428,7 @@ func (c *client) judgeReset(resumeG, pubAtDial int, why string) {
 // finish counts what the client never received up to the fence, gFence.
 func (c *client) finish(gFence int) {
 	for _, a := range c.auds {
-		upto := c.r.ledger.upTo(a, gFence)
-		if n := c.r.ledger.missed(a, c.cur[a], upto+1); n > 0 {
-			c.lost += n
-			c.r.logf("client %s: never received %d events of audience %d", c.id, n, a)
-		}
+		c.skip(a, c.cur[a], c.r.ledger.upTo(a, gFence)+1, "before the fence")
 	}
 }
 

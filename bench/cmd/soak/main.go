@@ -5,20 +5,27 @@
 // sequence-numbered events at a set rate and injects faults. Clients drop
 // at random moments (clean closes and abrupt resets), stop reading for a
 // while, are disconnected by the hub, and reconnect with Last-Event-ID (to
-// the other node, with -redis); bursts of events overflow the history;
-// with -redis, Redis restarts and the network between a node and Redis
-// pauses (a loopback TCP proxy the soak controls).
+// the other node, with -redis); bursts of events overflow the history.
+// With -redis auto the soak starts a Redis primary and a replica, and in
+// turn fails over to the replica after cutting it off from the last
+// writes, empties Redis (FLUSHALL), cuts one node's link to Redis while
+// the other publishes (a loopback TCP proxy the soak controls), freezes
+// Redis (SIGSTOP) and restarts it.
 //
 // Every client checks each audience's sequence: gap-free and
 // duplicate-free, or one reset, due only when an event it may receive,
-// after its resume point, has really left the history. At the end the run
+// after its resume point, has really left the history, or Redis lost data
+// after its resume point's epoch began. What Redis lost (the soak reads
+// the stream around each loss) a client may miss only if it was told: by
+// a reset, or a start, in the lineage after the loss. At the end the run
 // calms down, publishes a fence, waits for every client to reach it and
 // counts what anyone never got. The last line is
 //
-//	published=N delivered=N lost=N duplicated=N resets=N spurious_resets=N reconnects=N goroutines_after=N
+//	published=N delivered=N lost=N duplicated=N resets=N spurious_resets=N reconnects=N silent_gaps=N goroutines_after=N
 //
-// and the exit status is 1 when lost, duplicated, spurious_resets or
-// goroutines_after is not 0, or any client saw the protocol broken.
+// and the exit status is 1 when lost, duplicated, spurious_resets,
+// silent_gaps or goroutines_after is not 0, any client saw the protocol
+// broken, or a fault could not be injected as it should.
 //
 //	go run ./cmd/soak                                   # 30 s, 200 clients, in-memory broker
 //	go run ./cmd/soak -redis auto                        # two nodes on a redis-server the soak starts
@@ -51,31 +58,44 @@ type node struct {
 	addr  string
 	close func() // after Shutdown: what else the node holds (its Redis client, its proxy)
 	proxy *proxy // between the node and Redis, with -redis
+	tap   *tap   // its broker, with -redis
 }
 
 // run is one soak.
 type run struct {
-	seed     uint64
-	topics   int
-	history  int
-	life     time.Duration
-	rcvbuf   int
-	redis    bool
-	verbose  bool
-	nodes    []*node
-	ledger   *ledger
-	calm     atomic.Bool // no more faults: the run is reaching its fence
-	faults   struct{ closes, aborts, stalls, disconnects, bursts, restarts, pauses atomic.Int64 }
-	warnings atomic.Int64
-	logged   atomic.Int64
-	nclients int
+	seed    uint64
+	start   time.Time
+	topics  int
+	history int
+	life    time.Duration
+	rcvbuf  int
+	redis   bool
+	verbose bool
+	nodes   []*node
+	ledger  *ledger
+	calm    atomic.Bool // no more faults: the run is reaching its fence
+	faults  struct {
+		closes, aborts, stalls, disconnects, bursts                atomic.Int64
+		restarts, pauses, stallBursts, flushes, freezes, failovers atomic.Int64
+	}
+	faultErrs atomic.Int64 // faults that could not be injected as they should
+	pubMu     sync.Mutex   // held across each publish: the ledger's order is Redis's
+	stalled   atomic.Int32 // 1 + the node whose link to Redis is cut, or 0
+	frozen    atomic.Bool  // Redis is stopped (SIGSTOP)
+	warnings  atomic.Int64
+	logged    atomic.Int64
+	nclients  int
 }
 
 func (r *run) clientAudience(i int) audience { return 1 + r.topics + i }
 
 func (r *run) logf(format string, args ...any) {
 	if r.logged.Add(1) <= 200 {
-		fmt.Fprintf(os.Stderr, "soak: "+format+"\n", args...)
+		var at float64
+		if !r.start.IsZero() {
+			at = time.Since(r.start).Seconds()
+		}
+		fmt.Fprintf(os.Stderr, "soak: %6.2fs "+format+"\n", append([]any{at}, args...)...)
 	}
 }
 
@@ -120,10 +140,10 @@ func soak() int {
 		life        = flag.Duration("life", 2*time.Second, "mean time until a connection's fault")
 		burstEvery  = flag.Duration("burst-every", 5*time.Second, "how often a burst of 1.5 × history events is published (0: never)")
 		disconnects = flag.Float64("disconnects", 5, "Hub.Disconnect calls per second")
-		redisAddr   = flag.String("redis", "", `run two hubs on one Redis: "auto" starts a redis-server (and restarts it during the run), or the address of one`)
+		redisAddr   = flag.String("redis", "", `run two hubs on one Redis: "auto" starts a redis-server and a replica (and injects the Redis faults), or the address of one (only link stalls)`)
 		redisBin    = flag.String("redis-server", "redis-server", "the redis-server binary for -redis auto")
-		redisFaults = flag.Duration("redis-faults", 8*time.Second, "with -redis: how often Redis restarts (auto only) or a node's link to it pauses, in turn")
-		pause       = flag.Duration("pause", 3*time.Second, "with -redis: how long a pause of a node's link to Redis lasts")
+		redisFaults = flag.Duration("redis-faults", 5*time.Second, "with -redis: how often a Redis fault starts; in turn, with auto: a failover, a FLUSHALL, a stall of a node's link, a freeze (SIGSTOP), a restart")
+		pause       = flag.Duration("pause", 3*time.Second, "with -redis: how long a stall of a node's link to Redis lasts, at least")
 		seed        = flag.Uint64("seed", 0, "random seed (0: from the clock)")
 		verbose     = flag.Bool("v", false, "log more")
 	)
@@ -138,7 +158,7 @@ func soak() int {
 		}
 	}
 	before := runtime.NumGoroutine()
-	r := &run{seed: *seed, topics: *topics, history: *history, life: *life, rcvbuf: 4096,
+	r := &run{seed: *seed, start: time.Now(), topics: *topics, history: *history, life: *life, rcvbuf: 4096,
 		redis: *redisAddr != "", verbose: *verbose, nclients: *clients}
 	r.ledger = newLedger(1 + *topics + *clients)
 
@@ -164,11 +184,11 @@ func soak() int {
 	var rs *redisServer
 	if r.redis {
 		var err error
-		if rs, err = startRedis(*redisAddr, *redisBin); err != nil {
+		stream := "soak:" + strconv.FormatUint(*seed, 36)
+		if rs, err = startRedis(*redisAddr, *redisBin, stream); err != nil {
 			fmt.Fprintln(os.Stderr, "soak:", err)
 			return 1
 		}
-		stream := "soak:" + strconv.FormatUint(*seed, 36)
 		for range 2 {
 			n, err := redisNode(r, cfg, rs.addr, stream)
 			if err != nil {
@@ -207,6 +227,9 @@ func soak() int {
 	faults.Go(func() { r.injectDisconnects(rng.Uint64(), *disconnects, faultsDone) })
 	if r.redis {
 		faults.Go(func() { r.injectRedisFaults(rs, *redisFaults, *pause, faultsDone) })
+		if r.verbose {
+			faults.Go(func() { r.watchFollowers(faultsDone) })
+		}
 	}
 	r.publish(rand.New(rand.NewPCG(*seed, 1<<41)), *rate, *duration, *burstEvery)
 	close(faultsDone)
@@ -237,10 +260,12 @@ func soak() int {
 		c.finish(gFence)
 		tot.delivered += c.delivered
 		tot.lost += c.lost
+		tot.silent += c.silent
 		tot.dups += c.dups
 		tot.resets += c.resets
 		tot.spurious += c.spurious
 		tot.ambiguous += c.ambiguous
+		tot.lossResets += c.lossResets
 		tot.reconnects += c.reconnects
 		tot.errs += c.errs
 	}
@@ -253,6 +278,8 @@ func soak() int {
 		st.SlowDisconnects += s.SlowDisconnects
 		st.Refused += s.Refused
 		st.BrokerGaps += s.BrokerGaps
+		st.BrokerEpochs += s.BrokerEpochs
+		st.ReplayFailures += s.ReplayFailures
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := n.hub.Shutdown(sctx); err != nil {
 			fmt.Fprintln(os.Stderr, "soak: hub.Shutdown:", err)
@@ -271,13 +298,15 @@ func soak() int {
 
 	ok, pubFailed := r.ledger.counts()
 	f := &r.faults
-	fmt.Printf("soak: faults: closes=%d aborts=%d stalls=%d hub_disconnects=%d bursts=%d redis_restarts=%d link_pauses=%d\n",
-		f.closes.Load(), f.aborts.Load(), f.stalls.Load(), f.disconnects.Load(), f.bursts.Load(), f.restarts.Load(), f.pauses.Load())
-	fmt.Printf("soak: seed=%d publish_failed=%d ambiguous_resets=%d protocol_errors=%d unfenced=%d hub_replays=%d hub_resets=%d slow_disconnects=%d refused=%d broker_gaps=%d hub_warnings=%d\n",
-		*seed, pubFailed, tot.ambiguous, tot.errs, unfenced, st.Replays, st.Resets, st.SlowDisconnects, st.Refused, st.BrokerGaps, r.warnings.Load())
-	fmt.Printf("published=%d delivered=%d lost=%d duplicated=%d resets=%d spurious_resets=%d reconnects=%d goroutines_after=%d\n",
-		ok, tot.delivered, tot.lost, tot.dups, tot.resets, tot.spurious, tot.reconnects, after)
-	if tot.lost != 0 || tot.dups != 0 || tot.spurious != 0 || after != 0 || tot.errs != 0 || unfenced != 0 {
+	fmt.Printf("soak: faults: closes=%d aborts=%d stalls=%d hub_disconnects=%d bursts=%d redis_restarts=%d link_stalls=%d stall_bursts=%d flushes=%d freezes=%d failovers=%d fault_errors=%d\n",
+		f.closes.Load(), f.aborts.Load(), f.stalls.Load(), f.disconnects.Load(), f.bursts.Load(), f.restarts.Load(), f.pauses.Load(),
+		f.stallBursts.Load(), f.flushes.Load(), f.freezes.Load(), f.failovers.Load(), r.faultErrs.Load())
+	fmt.Printf("soak: seed=%d publish_failed=%d data_losses=%d redis_lost=%d loss_resets=%d ambiguous_resets=%d protocol_errors=%d unfenced=%d hub_replays=%d hub_resets=%d slow_disconnects=%d refused=%d broker_gaps=%d broker_epochs=%d replay_failures=%d hub_warnings=%d\n",
+		*seed, pubFailed, r.ledger.lossCount(), r.ledger.lost(), tot.lossResets, tot.ambiguous, tot.errs, unfenced, st.Replays, st.Resets,
+		st.SlowDisconnects, st.Refused, st.BrokerGaps, st.BrokerEpochs, st.ReplayFailures, r.warnings.Load())
+	fmt.Printf("published=%d delivered=%d lost=%d duplicated=%d resets=%d spurious_resets=%d reconnects=%d silent_gaps=%d goroutines_after=%d\n",
+		ok, tot.delivered, tot.lost, tot.dups, tot.resets, tot.spurious, tot.reconnects, tot.silent, after)
+	if tot.lost != 0 || tot.dups != 0 || tot.spurious != 0 || tot.silent != 0 || after != 0 || tot.errs != 0 || unfenced != 0 || r.faultErrs.Load() != 0 {
 		return 1
 	}
 	return 0
@@ -357,11 +386,19 @@ func (r *run) publish(rng *rand.Rand, rate float64, d, burstEvery time.Duration)
 }
 
 // publishOne publishes the next event of a through node nodeIdx (modulo
-// the nodes) and returns its event number, or 0 if Publish failed.
+// the nodes; the other one if that one's link to Redis is cut) and returns
+// its event number, or 0 if Publish failed. Publishes are serialised, so
+// that the ledger's order is the stream's.
 func (r *run) publishOne(a audience, typ string, nodeIdx int) int {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	i := nodeIdx % len(r.nodes)
+	if int(r.stalled.Load()) == i+1 {
+		i = (i + 1) % len(r.nodes)
+	}
 	g, aseq := r.ledger.add(a)
 	ev := sse.Event{Type: typ, Data: eventData(a, aseq, g)}
-	hub := r.nodes[nodeIdx%len(r.nodes)].hub
+	hub := r.nodes[i].hub
 	var err error
 	switch {
 	case a == 0:
@@ -425,7 +462,7 @@ type countingHandler struct{ r *run }
 
 func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 func (h *countingHandler) Handle(_ context.Context, rec slog.Record) error {
-	if h.r.warnings.Add(1) <= 20 {
+	if h.r.warnings.Add(1) <= 60 {
 		var b strings.Builder
 		rec.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
 		h.r.debugf("hub: %s%s", rec.Message, b.String())

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,35 +16,124 @@ import (
 	"github.com/ssehub/sse/sseredis"
 )
 
-// redisServer is the Redis of a -redis run: one the soak started, which it
-// can restart, or one at a given address (proc nil), which it cannot.
+// redisServer is the Redis of a -redis run. With "auto", the soak starts a
+// primary and a replica of it (through a proxy, so that the soak can keep
+// writes from the replica), and may restart, freeze, flush and fail over
+// the primary; the nodes reach the primary through their own proxies,
+// which a failover points at the new one. Otherwise it is the Redis at a
+// given address, which the soak only cuts the nodes from.
 type redisServer struct {
-	addr string
-	proc *redisproc.Server
+	bin    string
+	stream string // the broker's stream: its epoch key is stream+":epoch"
+
+	mu      sync.Mutex
+	addr    string            // the primary's address
+	primary *redisproc.Server // nil: not the soak's
+	replica *redisproc.Server // nil: none at the moment
+	repl    *proxy            // between the replica and the primary
 }
 
-// startRedis starts a redis-server on a free loopback port when addr is
-// "auto", with an append-only file synced on every write, so that a
-// restart loses nothing; otherwise it uses the Redis at addr.
-func startRedis(addr, bin string) (*redisServer, error) {
+// startRedis starts, when addr is "auto", a redis-server on a free
+// loopback port with an append-only file synced on every write (so that a
+// restart loses nothing) and a replica of it; otherwise it uses the Redis
+// at addr.
+func startRedis(addr, bin, stream string) (*redisServer, error) {
+	rs := &redisServer{bin: bin, stream: stream, addr: addr}
 	if addr != "auto" {
-		return &redisServer{addr: addr}, nil
+		return rs, nil
 	}
 	p, err := redisproc.Start(bin, true)
 	if err != nil {
 		return nil, fmt.Errorf("-redis auto: %w", err)
 	}
-	return &redisServer{addr: p.Addr, proc: p}, nil
+	rs.primary, rs.addr = p, p.Addr
+	if err := rs.startReplica(p.Addr); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("-redis auto: replica: %w", err)
+	}
+	return rs, nil
+}
+
+// startReplica starts a replica of primary, through a new proxy, and
+// waits for its first synchronisation.
+func (rs *redisServer) startReplica(primary string) error {
+	pr, err := newProxy(primary)
+	if err != nil {
+		return err
+	}
+	s, err := redisproc.StartReplica(rs.bin, true, pr.addr())
+	if err != nil {
+		pr.close()
+		return err
+	}
+	rs.mu.Lock()
+	rs.replica, rs.repl = s, pr
+	rs.mu.Unlock()
+	return rs.awaitSync(s, 10*time.Second)
+}
+
+// awaitSync waits until the replica s has synchronised with its primary.
+func (rs *redisServer) awaitSync(s *redisproc.Server, max time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max)
+	defer cancel()
+	for !s.InSync(ctx) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the replica at %s did not synchronise within %v", s.Addr, max)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (rs *redisServer) stop() {
-	if rs.proc != nil {
-		rs.proc.Stop()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, s := range []*redisproc.Server{rs.primary, rs.replica} {
+		if s != nil {
+			s.Stop()
+		}
+	}
+	if rs.repl != nil {
+		rs.repl.close()
 	}
 }
 
+// contents reads what the server at addr holds of the broker's stream: the
+// event numbers of its entries, and its epoch key.
+func (rs *redisServer) contents(addr string) (map[int]bool, string, error) {
+	c := rs.client(addr)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	epoch, err := c.Get(ctx, rs.stream+":epoch").Result()
+	if err != nil && err != redis.Nil {
+		return nil, "", err
+	}
+	entries, err := c.XRange(ctx, rs.stream, "-", "+").Result()
+	if err != nil {
+		return nil, "", err
+	}
+	gs := make(map[int]bool, len(entries))
+	for _, e := range entries {
+		b, _ := e.Values["b"].(string)
+		g, ok := messageG([]byte(b))
+		if !ok {
+			return nil, "", fmt.Errorf("stream entry %s holds no soak event: %q", e.ID, b)
+		}
+		gs[g] = true
+	}
+	return gs, epoch, nil
+}
+
+// epochWord returns the epoch of an epoch key's value, "<epoch> <base>".
+func epochWord(v string) string {
+	w, _, _ := strings.Cut(v, " ")
+	return w
+}
+
 // redisNode starts a hub on sseredis, its Redis client going through a
-// proxy the soak can pause.
+// proxy the soak can pause and point at another server.
 func redisNode(r *run, cfg sse.Config, redisAddr, stream string) (*node, error) {
 	p, err := newProxy(redisAddr)
 	if err != nil {
@@ -54,7 +145,8 @@ func redisNode(r *run, cfg sse.Config, redisAddr, stream string) (*node, error) 
 		p.close()
 		return nil, err
 	}
-	cfg.Broker = &tap{Broker: b, r: r}
+	t := &tap{Broker: b, r: r, node: len(r.nodes)}
+	cfg.Broker = t
 	hub, err := sse.NewHub(cfg)
 	if err != nil {
 		_ = b.Close()
@@ -65,7 +157,7 @@ func redisNode(r *run, cfg sse.Config, redisAddr, stream string) (*node, error) 
 	if err != nil {
 		return nil, err
 	}
-	n.proxy = p
+	n.proxy, n.tap = p, t
 	n.close = func() {
 		_ = rdb.Close()
 		p.close()
@@ -74,77 +166,105 @@ func redisNode(r *run, cfg sse.Config, redisAddr, stream string) (*node, error) 
 }
 
 // tap is the node's sseredis broker, recording the position each publish
-// got: the soak's clients need to know which event a position marker
-// stands for. ComparePositions comes with the embedded Broker.
+// got and each delivery carries, so that the soak's clients know which
+// event a position stands for, and what its follower delivered: the
+// newest event, and its epoch. ComparePositions (and whatever else
+// sseredis.Broker offers the hub) comes with the embedded Broker.
 type tap struct {
 	*sseredis.Broker
-	r *run
+	r         *run
+	node      int
+	delivered atomic.Int64           // the newest event its follower delivered
+	epoch     atomic.Pointer[string] // the epoch of its follower's deliveries
+	lastNews  atomic.Int64           // when the follower last told the hub anything (UnixNano)
 }
 
 func (t *tap) Publish(ctx context.Context, m *sse.Message) error {
 	err := t.Broker.Publish(ctx, m)
 	if err == nil {
-		if i := bytes.Index(m.Body, []byte("data: ")); i >= 0 {
-			line, _, _ := bytes.Cut(m.Body[i+len("data: "):], []byte("\n"))
-			if _, _, g, err := parseData(line); err == nil {
-				t.r.ledger.learn(m.Pos, g)
-			}
+		if g, ok := messageG(m.Body); ok {
+			t.r.ledger.learn(m.Pos, g)
 		}
 	}
 	return err
 }
 
 func (t *tap) Subscribe(h sse.BrokerHandler) (string, error) {
-	last, err := t.Broker.Subscribe(h)
-	if err == nil && t.r.ledger.published() == 0 {
-		t.r.ledger.learn(last, 0) // the stream is new: before the first event
+	last, err := t.Broker.Subscribe(tapHandler{h: h, t: t})
+	if err == nil {
+		t.r.ledger.era(last)
+		t.setEpoch(last)
 	}
 	return last, err
 }
 
-// injectRedisFaults restarts Redis (when the soak started it) and pauses a
-// node's link to it, in turn, every every, until done.
-func (r *run) injectRedisFaults(rs *redisServer, every, pause time.Duration, done <-chan struct{}) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for i := 0; ; i++ {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
-		if i%2 == 0 && rs.proc != nil {
-			if err := rs.proc.Restart(500 * time.Millisecond); err != nil {
-				r.logf("redis restart: %v", err)
-			}
-			r.faults.restarts.Add(1)
-			r.debugf("redis restarted")
-			continue
-		}
-		p := r.nodes[i/2%len(r.nodes)].proxy
-		p.pause(true)
-		r.faults.pauses.Add(1)
-		r.debugf("link to redis paused")
-		select {
-		case <-done:
-		case <-time.After(pause):
-		}
-		p.pause(false)
+func (t *tap) setEpoch(pos string) {
+	e, _ := splitPos(pos)
+	if old := t.epoch.Load(); old == nil || *old != e {
+		t.epoch.Store(&e)
 	}
+}
+
+// tapHandler sees what the follower tells the hub before the hub does.
+type tapHandler struct {
+	h sse.BrokerHandler
+	t *tap
+}
+
+func (th tapHandler) HandleMessage(m *sse.Message) {
+	th.t.lastNews.Store(time.Now().UnixNano())
+	if g, ok := messageG(m.Body); ok {
+		th.t.r.ledger.learn(m.Pos, g)
+		if int64(g) > th.t.delivered.Load() {
+			th.t.delivered.Store(int64(g))
+		}
+	}
+	th.t.setEpoch(m.Pos)
+	th.h.HandleMessage(m)
+}
+
+func (th tapHandler) HandleGap(pos string) {
+	th.t.lastNews.Store(time.Now().UnixNano())
+	g, _ := th.t.r.ledger.g(pos)
+	th.t.r.debugf("node %d: gap at %s (event %d), having delivered event %d", th.t.node, pos, g, th.t.delivered.Load())
+	th.t.setEpoch(pos)
+	th.h.HandleGap(pos)
+}
+
+func (th tapHandler) HandleEpoch(pos string) {
+	th.t.lastNews.Store(time.Now().UnixNano())
+	g, _ := th.t.r.ledger.g(pos)
+	th.t.r.debugf("node %d: epoch at %s (event %d), having delivered event %d", th.t.node, pos, g, th.t.delivered.Load())
+	th.t.setEpoch(pos)
+	th.h.HandleEpoch(pos)
+}
+
+func (th tapHandler) HandleDisconnect(clientID string) { th.h.HandleDisconnect(clientID) }
+
+// messageG returns the event number of an encoded soak event.
+func messageG(body []byte) (int, bool) {
+	i := bytes.Index(body, []byte("data: "))
+	if i < 0 {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(body[i+len("data: "):], []byte("\n"))
+	_, _, g, err := parseData(line)
+	return g, err == nil
 }
 
 // proxy forwards TCP connections to an upstream address, and can pause:
 // it then holds what it has read and stops reading, as a network that
-// stops delivering packets would, until it resumes.
+// stops delivering packets would, until it resumes. Its upstream can be
+// changed: the connections it holds are then cut.
 type proxy struct {
-	ln       net.Listener
-	upstream string
-	mu       sync.Mutex
-	cond     *sync.Cond
-	paused   bool
-	closed   bool
-	conns    map[net.Conn]struct{}
-	wg       sync.WaitGroup
+	ln     net.Listener
+	mu     sync.Mutex
+	cond   *sync.Cond
+	up     string
+	paused bool
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 func newProxy(upstream string) (*proxy, error) {
@@ -152,7 +272,7 @@ func newProxy(upstream string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, upstream: upstream, conns: make(map[net.Conn]struct{})}
+	p := &proxy{ln: ln, up: upstream, conns: make(map[net.Conn]struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Go(p.accept)
 	return p, nil
@@ -160,13 +280,19 @@ func newProxy(upstream string) (*proxy, error) {
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
 
+func (p *proxy) upstream() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up
+}
+
 func (p *proxy) accept() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		up, err := net.DialTimeout("tcp", p.upstream, time.Second)
+		up, err := net.DialTimeout("tcp", p.upstream(), time.Second)
 		if err != nil {
 			_ = c.Close()
 			continue
@@ -234,6 +360,17 @@ func (p *proxy) pause(on bool) {
 	p.mu.Unlock()
 }
 
+// redirect sends new connections to upstream, and cuts those it holds
+// (what a paused one held is dropped).
+func (p *proxy) redirect(upstream string) {
+	p.mu.Lock()
+	p.up = upstream
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.mu.Unlock()
+}
+
 func (p *proxy) close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
@@ -244,4 +381,10 @@ func (p *proxy) close() {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// client returns a client of the server at addr, not through a proxy.
+func (rs *redisServer) client(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 }

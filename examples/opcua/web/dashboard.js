@@ -1,4 +1,4 @@
-// The dashboard page: one EventSource, one listener per event type.
+// The dashboard page: one stream, one listener per event type.
 //
 //   monitor_points  JSON [{pointId, value, status, updateAt}]: values. The
 //                   stream follows the points the filter watches; it starts
@@ -15,7 +15,22 @@
 // open stream, current values first. The browser reconnects by itself after
 // a drop and sends Last-Event-ID; the server then replays exactly what was
 // missed of the points watched now, so the page keeps its state.
-"use strict";
+//
+// The stream is opened with sse.js, the module the hub's Go package serves
+// (sse.ScriptHandler, at /sse.js): it uses the browser's EventSource, and
+// adds listeners that cannot double and one state callback for the
+// indicator. With a plain EventSource, open() would read:
+//
+//   const es = new EventSource("events?" + q);
+//   es.addEventListener("open", () => { setStream("live"); sync(); });
+//   es.addEventListener("error", () => {
+//     drops++;
+//     if (es.readyState === EventSource.CLOSED) { setStream("closed"); setTimeout(open, 3000); }
+//     else setStream("reconnecting");
+//   });
+//   es.addEventListener("monitor_points", (e) => JSON.parse(e.data).forEach(apply));
+//   ...
+import { connect } from "./sse.js";
 
 (() => {
   const WINDOW = 30000; // ms of history in a trend line
@@ -23,7 +38,7 @@
 
   const points = new Map(); // pointId -> {sample, trend: [{t, v}], row}, for watched points only
   let filter = new Set(splitList(new URLSearchParams(location.search).get("points"))); // none: every point
-  let es = null;
+  let stream = null; // sse.js's Stream of the page's current client ID
   let clientId = "";
   let applied = ""; // the watch set the server has for clientId, as watchKey gives it
   let posting = false; // a POST to api/watch is on its way: the next one waits for its answer
@@ -49,42 +64,44 @@
   // the filter: the server answers with their current values, then changes.
   // Changing the filter later does not reopen it (see sync).
   function open() {
-    if (es) es.close();
+    const old = stream;
+    stream = null;
+    if (old) old.close();
     clientId = randomId();
     applied = watchKey();
     const q = new URLSearchParams({ client: clientId, points: filter.size ? [...filter].join(",") : "*" });
-    const src = new EventSource("events?" + q);
-    es = src;
+    const s = connect("events?" + q, {
+      // When the browser gives up on the stream (the server answered an
+      // error status, for example because it no longer had this client's
+      // watch set), start over with a new client ID, a little later.
+      maxRetries: 0,
+      onStop: () => {
+        if (s !== stream) return;
+        setStream("closed");
+        setTimeout(() => s === stream && open(), 3000);
+      },
+    });
+    stream = s;
     window.dashboard.clientId = clientId;
-    window.dashboard.source = src;
+    window.dashboard.source = s;
     $("stream-url").textContent = "/events?" + q;
     setStream("connecting");
 
-    src.addEventListener("open", () => {
-      if (src !== es) return;
-      setStream("live");
-      sync(); // a change the server did not take while the stream was away
-    });
-    src.addEventListener("error", () => {
-      if (src !== es) return;
-      drops++;
-      if (src.readyState === EventSource.CLOSED) {
-        // The browser gave up: the server answered with an error status,
-        // for example because it no longer had this client's watch set.
-        setStream("closed");
-        setTimeout(() => src === es && open(), 3000);
-      } else {
-        setStream("reconnecting");
+    let last = "connecting";
+    s.onState((state) => {
+      if (s !== stream || state === last) return;
+      if (last === "open" && state === "connecting") drops++;
+      last = state;
+      if (state === "open") {
+        setStream("live");
+        sync(); // a change the server did not take while the stream was away
+      } else if (state === "connecting") {
+        setStream("reconnecting"); // the browser retries by itself
       }
     });
-    src.addEventListener("monitor_points", (e) => {
-      if (src === es) JSON.parse(e.data).forEach(apply);
-    });
-    src.addEventListener("opcua_status", (e) => {
-      if (src === es) setOpcua(JSON.parse(e.data));
-    });
-    src.addEventListener("watch", (e) => {
-      if (src !== es) return;
+    s.on("monitor_points", (e) => JSON.parse(e.data).forEach(apply));
+    s.on("opcua_status", (e) => setOpcua(JSON.parse(e.data)));
+    s.on("watch", (e) => {
       window.dashboard.watchGen = JSON.parse(e.data).gen;
       document.body.dataset.watchGen = String(window.dashboard.watchGen);
     });
@@ -104,7 +121,7 @@
   // already: POST api/watch. One request at a time, so they arrive in order;
   // a failed one is tried again a second later, or when the stream opens.
   function sync() {
-    if (posting || !es) return;
+    if (posting || !stream) return;
     const want = watchKey();
     if (want === applied) return;
     clearTimeout(retry);
