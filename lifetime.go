@@ -129,15 +129,16 @@ func (h *Hub) endStreams() {
 	}
 }
 
-// endNow ends s for its appointed reason, after what was queued to it.
+// endNow ends s for its appointed reason, after what was queued to it,
+// unless it has ended already. It is counted before its writer may end it,
+// so that OnDisconnect sees the count.
 func (h *Hub) endNow(s *stream, why DisconnectReason) {
-	if s.close(why) != why {
-		return // it had ended already
-	}
+	n := &h.stats.lifetimes
 	if why == ReasonExpired {
-		h.stats.credExpired.Add(1)
-	} else {
-		h.stats.lifetimes.Add(1)
+		n = &h.stats.credExpired
+	}
+	if !s.closeCounted(why, n) {
+		return // it had ended already
 	}
 	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", why)
 }

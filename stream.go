@@ -280,6 +280,23 @@ func (s *stream) close(reason DisconnectReason) DisconnectReason {
 	return reason
 }
 
+// closeCounted ends the stream for reason, as close does, and adds one to
+// n, unless it has ended already; it reports whether it ended it. The
+// count comes first, so that whoever sees the stream end sees it counted.
+func (s *stream) closeCounted(reason DisconnectReason, n *atomic.Uint64) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.closed, s.reason = true, reason
+	n.Add(1)
+	wake, start := s.wake, s.startDrain()
+	s.mu.Unlock()
+	s.wakeUp(wake, start)
+	return true
+}
+
 // signal wakes the writer: the request goroutine's (run), or for a driven
 // stream a drain, started unless one runs. Signalling a finished stream is
 // harmless: its channel is never closed, and no drain starts for it.
