@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -298,4 +299,51 @@ func TestShutdownManyIdlePolledStreams(t *testing.T) {
 	waitFor(t, "the goroutines to return to their number before", func() bool {
 		return runtime.NumGoroutine() <= before+2
 	})
+}
+
+// A broadcast while streams register and end around it reaches every
+// stream that was open throughout, each event once and in order, and the
+// registry ends up holding exactly the open streams.
+func TestBroadcastDuringRegistrationChurn(t *testing.T) {
+	const stable, churners, rounds, events = 10, 4, 25, 200
+	h, srv := newTestHub(t, Config{Heartbeat: -1})
+	var cs []*testClient
+	for range stable {
+		cs = append(cs, dial(t, nil, srv.URL, nil))
+	}
+	waitStreams(t, h, stable)
+	var wg sync.WaitGroup
+	for range churners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL, nil))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				buf := make([]byte, 1)
+				_, _ = resp.Body.Read(buf) // the stream started
+				resp.Body.Close()
+			}
+		}()
+	}
+	for i := range events {
+		if _, err := h.Broadcast(data(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	for k, c := range cs {
+		for i := range events {
+			if ev := c.next(); string(ev.Data) != fmt.Sprint(i) {
+				t.Fatalf("stream %d: got %q, want %d", k, ev.Data, i)
+			}
+		}
+	}
+	waitStreams(t, h, stable)
+	if n := len(registered(h)); n != stable {
+		t.Fatalf("the registry holds %d streams, want %d", n, stable)
+	}
 }
