@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -261,44 +265,76 @@ func TestLeanHooksCallEveryMethod(t *testing.T) {
 	noHubGoroutines(t, h)
 }
 
+// shutdownStreams is how many idle streams TestShutdownManyIdlePolledStreams
+// opens: 1,000 by default, under the race detector's limit of 8,128
+// goroutines, which Shutdown's drains would pass at 10,000 (run it with
+// -sse.shutdown-streams 10000 without -race for that).
+var shutdownStreams = flag.Int("sse.shutdown-streams", 1000, "idle streams for TestShutdownManyIdlePolledStreams")
+
 // Shutdown with a context shorter than the streams take to end returns by
 // its deadline, and every goroutine of the hub's ends afterwards, with
 // many idle polled streams (not a measure: a check that nothing waits for
-// what the context cut short).
+// what the context cut short). The clients are another process's, so that
+// this one holds only the hub's end of each connection.
 func TestShutdownManyIdlePolledStreams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens a thousand connections")
 	}
-	const n = 1000 // under the race detector's limit of goroutines, which Shutdown's drains approach
-	h, srv := newTestHub(t, leanConfig(Config{Heartbeat: -1}))
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	n := *shutdownStreams
+	h, srv := newTestHub(t, leanConfig(Config{Heartbeat: -1, MaxStreams: -1}))
 	before := runtime.NumGoroutine()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SSE_TEST_CLIENTS_ADDR="+srv.Listener.Addr().String(), fmt.Sprintf("SSE_TEST_CLIENTS_N=%d", n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe() // the clients hang up when it closes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); _ = cmd.Wait() }()
+	waitStreams(t, h, n)
+	awaitIdle(t, h)
+	// net/http's goroutines for the connections return once each is
+	// taken over; then the idle streams hold none (the poller's is one).
+	waitFor(t, "the idle streams to hold no goroutine", func() bool {
+		return runtime.NumGoroutine() <= before+2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if err := h.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	t.Logf("Shutdown returned after %v", time.Since(began))
+	// Each stream's drain writes its end and lingers (lingerTime) for its
+	// client, which does not close: ten thousand of them take a while.
+	waitFor(t, "the hub's goroutines to end", func() bool { return len(hubGoroutines(h)) == 0 })
+	waitFor(t, "the goroutines to return to their number before", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
+	t.Logf("%d streams' goroutines ended %v after Shutdown began", n, time.Since(began))
+}
+
+// clientsProcess is a whole program: n streams of the server at addr, each
+// a connection that sent its request and reads nothing; it hangs up when
+// its standard input ends. See TestShutdownManyIdlePolledStreams.
+func clientsProcess(addr string, n int) {
 	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
 	for range n {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			fmt.Fprintln(os.Stderr, "clients:", err)
+			os.Exit(2)
 		}
-		conns = append(conns, c)
 		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		conns = append(conns, c)
 	}
-	waitStreams(t, h, n)
-	awaitIdle(t, h)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
-	defer cancel()
-	err := h.Shutdown(ctx)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v", err)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
 	}
-	noHubGoroutines(t, h)
-	waitFor(t, "the goroutines to return to their number before", func() bool {
-		return runtime.NumGoroutine() <= before+2
-	})
 }
 
 // A broadcast while streams register and end around it reaches every

@@ -75,8 +75,18 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		streams = h.reg.streams()
 	}
 	h.mu.Unlock()
-	for _, s := range streams {
-		s.close(ReasonShutdown)
+	// Ending tens of thousands of streams takes a while (a taken-over
+	// stream's drain starts as it ends): not longer than ctx allows.
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for _, s := range streams {
+			s.close(ReasonShutdown)
+		}
+	}()
+	select {
+	case <-ended:
+	case <-ctx.Done(): // the wait below gives up at once, saying how many streams are left
 	}
 	if err != nil {
 		// The publishes in flight outlasted ctx: the streams end, and the
