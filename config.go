@@ -192,8 +192,8 @@ type Config struct {
 	// returns, freeing net/http's goroutine and buffers for the connection.
 	// An idle stream then holds its reader goroutine and its state, and no
 	// writer (a goroutine writes only while it has something to write):
-	// about 5 KiB of memory against 27 KiB through net/http (with Poll as
-	// well, about 2 KiB; see the README's "Many idle streams"), which
+	// about 4 KiB of memory against 27 KiB through net/http (with Poll as
+	// well, under 2 KiB; see the README's "Many idle streams"), which
 	// counts with tens of thousands of mostly idle pages. Without
 	// OnDisconnect, a stream lets go of its request once it has started.
 	// The price, and why it is not the default: middleware sees the request
@@ -211,7 +211,7 @@ type Config struct {
 	// Poll, with Hijack, watches the taken-over connections for their
 	// clients leaving from one goroutine per hub, on one epoll instance
 	// (Linux), instead of a reader goroutine per stream: an idle stream
-	// then holds no goroutine at all, and about 2 KiB of memory against 5
+	// then holds no goroutine at all, and under 2 KiB of memory against 4
 	// (see the README's "Many idle streams"). A client's leaving is
 	// noticed at once all the same. A client that sends anything after
 	// its request (pipelined requests, a TLS alert) gets a reader
