@@ -156,8 +156,8 @@ func BenchmarkEnqueueConflated(b *testing.B) {
 				s.enqueue(order[i%len(order)])
 				i++
 			}
-			if s.isClosed() || len(s.queue)-s.holes != n {
-				b.Fatalf("queue holds %d frames, closed %v", len(s.queue)-s.holes, s.isClosed())
+			if s.isClosed() || len(s.queue)-int(s.holes) != n {
+				b.Fatalf("queue holds %d frames, closed %v", len(s.queue)-int(s.holes), s.isClosed())
 			}
 		})
 	}

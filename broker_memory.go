@@ -14,7 +14,9 @@ import (
 
 // memoryBroker is the default Broker: one process, a bounded ring of recent
 // messages, and positions "<epoch>-<sequence>". Publish delivers
-// synchronously, under its lock, so deliveries are in position order.
+// synchronously, under its order lock, so deliveries are in position order;
+// the history's lock is not held while the hub walks its streams, so that
+// replays do not wait for a delivery to many streams.
 //
 // Every operation costs the same however long the history and however many
 // keys are remembered, but for the work it hands back: a replay copies the
@@ -22,13 +24,14 @@ import (
 type memoryBroker struct {
 	epoch string // 8 lowercase base32 characters, random per broker
 
-	mu       sync.Mutex      // guards the history and the order of deliveries
+	order    sync.Mutex      // held by publish from the position's assignment to the end of its delivery
+	mu       sync.Mutex      // guards the history
 	seq      uint64          // the last assigned sequence number; 0 before the first
 	ring     []*envelope     // room for the last len(ring) messages, message seq at ring[seq%len]
 	oldest   uint64          // the sequence number of the oldest message kept; seq+1 when none is
 	bytes    int             // the size of the messages kept (messageSize)
 	maxBytes int             // bound on bytes; the oldest messages go first
-	deliver  func(*envelope) // the hub's, called under mu
+	deliver  func(*envelope) // the hub's, called under order
 
 	// evicted holds, per audience, the newest message evicted from
 	// history: a resume from before the history is exact when none of the
@@ -40,7 +43,7 @@ type memoryBroker struct {
 	// The newest message of each state, for snapshots. keysMu is a leaf
 	// lock: Snapshot takes nothing else, so the hub may call it while it
 	// holds deliveries back (Hub.Subscribe), although Publish delivers
-	// under mu. Snapshots only read: under a storm of reconnects they
+	// under order. Snapshots only read: under a storm of reconnects they
 	// run side by side, and a keyed publish waits for those running, not
 	// for a queue of them.
 	keysMu sync.RWMutex
@@ -104,11 +107,13 @@ func (b *memoryBroker) Publish(_ context.Context, m *Message) error {
 	return nil
 }
 
-// publish assigns e its position, builds its frame, keeps it in history
-// and delivers it, all under mu, so that deliveries are in position order.
+// publish assigns e its position, builds its frame and keeps it in
+// history, under mu, and delivers it, all under order, so that deliveries
+// are in position order.
 func (b *memoryBroker) publish(m *envelope) {
+	b.order.Lock()
+	defer b.order.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.seq++
 	m.Pos = b.pos(b.seq)
 	m.build()
@@ -133,8 +138,10 @@ func (b *memoryBroker) publish(m *envelope) {
 		b.keys.remember(m, b.seq)
 		b.keysMu.Unlock()
 	}
-	if b.deliver != nil {
-		b.deliver(m)
+	deliver := b.deliver
+	b.mu.Unlock()
+	if deliver != nil {
+		deliver(m)
 	}
 }
 

@@ -190,19 +190,36 @@ type Config struct {
 	// straight to the socket, a small reader of the hub's notices the
 	// client leaving, and once the stream's start is written its handler
 	// returns, freeing net/http's goroutine and buffers for the connection.
-	// An idle stream then costs less than half the memory (11.5 against
-	// 26.9 KiB in bench/BENCHMARKS.md), which counts with tens of thousands
-	// of mostly idle pages. The price: middleware sees the request end as soon as the
-	// stream has started (and sees no status or byte count), the request's
-	// context is done from then on, OnDisconnect runs on a goroutine of the
-	// hub's (a panic in it is logged), and the server's ConnState hook and
-	// http.Server.Shutdown no longer see the connection: call
-	// Hub.Shutdown before http.Server.Shutdown (which would not wait for a
-	// hub.Close it runs from RegisterOnShutdown). HTTP/2 streams, refused
-	// requests and ResponseWriters that cannot hijack (a wrapper without
-	// Unwrap) are served through net/http as usual. False leaves every
-	// connection to net/http.
+	// An idle stream then holds its reader goroutine and its state, and no
+	// writer (a goroutine writes only while it has something to write):
+	// about 4 KiB of memory against 27 KiB through net/http (with Poll as
+	// well, under 2 KiB; see the README's "Many idle streams"), which
+	// counts with tens of thousands of mostly idle pages. Without
+	// OnDisconnect, a stream lets go of its request once it has started.
+	// The price, and why it is not the default: middleware sees the request
+	// end as soon as the stream has started (and sees no status or byte
+	// count), the request's context is done from then on, OnDisconnect
+	// runs on a goroutine of the hub's (a panic in it is logged), and the
+	// server's ConnState hook and http.Server.Shutdown no longer see the
+	// connection: call Hub.Shutdown before http.Server.Shutdown (which
+	// would not wait for a hub.Close it runs from RegisterOnShutdown).
+	// HTTP/2 streams, refused requests and ResponseWriters that cannot
+	// hijack (a wrapper without Unwrap) are served through net/http as
+	// usual. False leaves every connection to net/http.
 	Hijack bool
+
+	// Poll, with Hijack, watches the taken-over connections for their
+	// clients leaving from one goroutine per hub, on one epoll instance
+	// (Linux), instead of a reader goroutine per stream: an idle stream
+	// then holds no goroutine at all, and under 2 KiB of memory against 4
+	// (see the README's "Many idle streams"). A client's leaving is
+	// noticed at once all the same. A client that sends anything after
+	// its request (pipelined requests, a TLS alert) gets a reader
+	// goroutine from then on. On other platforms, and for connections
+	// without a file descriptor, every taken-over stream has its reader,
+	// as without Poll. Ignored without Hijack. False gives every
+	// taken-over stream a reader goroutine.
+	Poll bool
 
 	// OnConnect, if set, is called once for every stream, after it is
 	// registered and before anything is written to it, so a Hub.Send from

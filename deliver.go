@@ -19,35 +19,41 @@ func (d deliveries) HandleEpoch(pos string) { d.h.epoch(pos) }
 func (d deliveries) HandleDisconnect(clientID string) { d.h.disconnect(clientID) }
 
 // deliver queues m to the streams it is for. The broker calls it in
-// position order, one message at a time.
+// position order, one message at a time. It takes the streams to walk
+// under the hub's lock, with the position stored, and walks them without
+// it: a stream that registers meanwhile is registered at m's position or
+// later, so it gets m from its start, not live (see Hub.register). What
+// must see no delivery half done (Subscribe, rebase) holds h.walking.
 func (h *Hub) deliver(m *envelope) {
+	h.walking.Lock()
+	defer h.walking.Unlock()
 	n := 0
-	h.mu.RLock()
+	var snap, fresh []*stream
+	h.mu.Lock()
 	switch m.To.Kind {
 	case ToEveryone:
-		for _, s := range h.reg.all {
-			if s.enqueue(m) {
-				n++
-			}
-		}
+		snap, fresh = h.reg.all(false)
 	case ToTopic:
-		for s := range h.reg.byTopic[m.To.Name] {
-			if s.enqueue(m) {
-				n++
-			}
-		}
+		snap, fresh = h.reg.topic(m.To.Name)
 	case ToClient:
+		// A client's few streams (MaxStreamsPerClient), under the lock.
 		for _, s := range h.reg.byID[m.To.Name] {
 			if s.enqueue(m) {
 				n++
 			}
 		}
 	}
-	// Stored last, still under the lock: whoever reads the position under
-	// the write lock (register, the heartbeat) knows every message up to it
-	// is queued.
 	h.lastPos.Store(&m.Pos)
-	h.mu.RUnlock()
+	h.mu.Unlock()
+	quick := quickDrains{h: h}
+	for _, part := range [2][]*stream{snap, fresh} {
+		for _, s := range part {
+			if s.offer(m, &quick) { // refused by a stream that left
+				n++
+			}
+		}
+	}
+	quick.flush()
 	m.queued = n
 	h.stats.queued.Add(uint64(n))
 }
@@ -57,8 +63,10 @@ func (h *Hub) deliver(m *envelope) {
 // queued, so that its client resumes from what it really received. A
 // stream that registers afterwards starts at pos.
 func (h *Hub) gap(pos string) {
+	h.walking.Lock()
+	defer h.walking.Unlock()
 	h.mu.Lock() // no stream registers meanwhile: each is ended, or starts at pos
-	streams := append([]*stream(nil), h.reg.all...)
+	streams := h.reg.streams()
 	if pos != "" {
 		h.lastPos.Store(&pos)
 	}
@@ -75,6 +83,8 @@ func (h *Hub) gap(pos string) {
 // at pos with nothing lost to this hub's streams: streams that register
 // from now on are told positions of the new epoch and get its snapshot.
 func (h *Hub) epoch(pos string) {
+	h.walking.Lock()
+	defer h.walking.Unlock()
 	h.mu.Lock()
 	if pos != "" {
 		h.lastPos.Store(&pos)

@@ -36,21 +36,31 @@ func (h *Hub) beat() {
 }
 
 // tick queues heartbeats to idle streams. It reports false, having marked
-// the heartbeat stopped, when there are no streams left.
+// the heartbeat stopped, when there are no streams left. It walks the
+// streams without the hub's lock, as a delivery does, and tidies the
+// registry's list of them (walkList), so that streams that left are not
+// kept for long.
 func (h *Hub) tick() bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.reg.all) == 0 {
+	if h.reg.n == 0 {
 		h.heartbeat = false
+		h.reg.all(true) // drops the streams that left
+		h.mu.Unlock()
 		return false
 	}
+	snap, fresh := h.reg.all(true)
+	h.mu.Unlock()
 	m := heartbeatMessage()
 	var n uint64
-	for _, s := range h.reg.all {
-		if !s.wrote.Swap(false) && s.enqueue(m) {
-			n++
+	quick := quickDrains{h: h}
+	for _, part := range [2][]*stream{snap, fresh} {
+		for _, s := range part {
+			if !s.wrote.Swap(false) && s.offer(m, &quick) {
+				n++
+			}
 		}
 	}
+	quick.flush()
 	h.stats.heartbeats.Add(n)
 	return true
 }

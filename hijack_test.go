@@ -24,8 +24,9 @@ import (
 )
 
 // The rest of the suite runs with Config.Hijack too (go test -args
-// -sse.hijack, as test.sh does). The tests here check what only a
-// taken-over connection does, whatever that flag says.
+// -sse.hijack, as test.sh does), and with Config.Poll (-sse.poll). The
+// tests here check what only a taken-over connection does, whatever
+// -sse.hijack says; under -sse.poll they run with Config.Poll.
 
 // hijackServer serves h through handler-wrapping middleware on a real
 // loopback server and records the states its connections go through.
@@ -92,7 +93,7 @@ func rawStream(t *testing.T, addr string) (net.Conn, []string, *bufio.Reader) {
 }
 
 func TestHijackWritesTheResponseItself(t *testing.T) {
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1, Retry: 1500 * time.Millisecond})
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1, Retry: 1500 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestHijackWritesTheResponseItself(t *testing.T) {
 // client leaving: it must, at once, as net/http does for its own streams.
 func TestHijackNoticesTheClientLeaving(t *testing.T) {
 	gone := make(chan DisconnectReason, 1)
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func awaitClientGone(t *testing.T, gone <-chan DisconnectReason) {
 // A ResponseWriter that cannot hijack (a wrapper without Unwrap) is
 // streamed through net/http, as without Config.Hijack.
 func TestHijackFallsBackToNetHTTP(t *testing.T) {
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1})
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func (f *flushOnly) Flush()                      { http.NewResponseController(f.
 // Shutdown ends taken-over streams, closes their connections and leaves
 // none of the hub's goroutines (the connection readers included) behind.
 func TestHijackShutdown(t *testing.T) {
-	h, err := NewHub(Config{Hijack: true})
+	h, err := NewHub(testConfig(Config{Hijack: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestHijackShutdown(t *testing.T) {
 // net/http's goroutine) while the stream goes on; middleware sees the
 // request end at connect.
 func TestHijackHandlerReturnsWhileStreaming(t *testing.T) {
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1})
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func (s *syncBuffer) String() string {
 // run at once on it, and closing it at the end sends close_notify.
 func TestHijackOverTLS(t *testing.T) {
 	gone := make(chan DisconnectReason, 1)
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1, OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +358,7 @@ func TestHijackLetsGoOfNetHTTP(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: test\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhel", // a body, not all sent
 	} {
-		h, err := NewHub(Config{Hijack: true, Heartbeat: -1})
+		h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,9 +420,9 @@ func TestHijackLetsGoOfNetHTTP(t *testing.T) {
 // frames still in the hub's socket buffer, waiting for the client's window.
 func TestHijackDisconnectDeliversTheLastFrames(t *testing.T) {
 	ended := make(chan struct{})
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1,
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1,
 		ClientID:     func(*http.Request) (string, error) { return "one", nil },
-		OnDisconnect: func(StreamInfo, DisconnectReason) { close(ended) }})
+		OnDisconnect: func(StreamInfo, DisconnectReason) { close(ended) }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,9 +499,9 @@ func TestHijackTLSEndDoesNotWaitForTheAlert(t *testing.T) {
 	}
 
 	gone := make(chan struct{})
-	h, err := NewHub(Config{Hijack: true, Heartbeat: -1, Retry: -1,
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1, Retry: -1,
 		ClientID:     func(*http.Request) (string, error) { return "one", nil },
-		OnDisconnect: func(StreamInfo, DisconnectReason) { close(gone) }})
+		OnDisconnect: func(StreamInfo, DisconnectReason) { close(gone) }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,5 +539,70 @@ func TestHijackTLSEndDoesNotWaitForTheAlert(t *testing.T) {
 	within(t, "Close", closed)
 	if d := time.Since(start); d >= 4*time.Second {
 		t.Fatalf("the connection was closed %v after Disconnect", d)
+	}
+}
+
+// smallSendBuffer gives every connection it accepts a small send buffer,
+// so that a large frame cannot be written at once.
+type smallSendBuffer struct {
+	*net.TCPListener
+	size int
+}
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetWriteBuffer(l.size); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// A broadcast writes an idle taken-over stream's frame with a write that
+// does not block; what the socket cannot take at once is written by the
+// stream's own writer, before anything queued after it, and whole.
+func TestHijackFrameLargerThanTheSocket(t *testing.T) {
+	h, err := NewHub(testConfig(Config{Hijack: true, Heartbeat: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallSendBuffer{srv.Listener.(*net.TCPListener), 16 << 10}
+	srv.Start()
+	t.Cleanup(func() {
+		h.Close()
+		srv.Close()
+	})
+	conn, _, br := rawStream(t, srv.Listener.Addr().String())
+	if err := conn.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	waitStreams(t, h, 1)
+	waitFor(t, "the stream's start to be written", func() bool { return h.Stats().Written >= 2 })
+	big := strings.Repeat("x", 200<<10)
+	for _, d := range []string{big, "after"} {
+		if _, err := h.Broadcast(data(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the client reads late: the first write cannot take it all
+	d := NewDecoder(br)
+	for _, want := range []string{big, "after"} {
+		ev, err := decodeEvent(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ev.Data) != want {
+			t.Fatalf("got %d bytes of data, want %d", len(ev.Data), len(want))
+		}
+	}
+	h.pendingMu.Lock()
+	left := len(h.pending)
+	h.pendingMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d frames' rests kept after they were written", left)
 	}
 }

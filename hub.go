@@ -20,7 +20,8 @@ type Hub struct {
 	log    *slog.Logger
 	alarms *slog.Logger // Config.Logger as given: nil means slog.Default() (see warn)
 
-	mu        sync.RWMutex // guards reg, closed, heartbeat; deliveries hold it for reading
+	walking   sync.Mutex   // held by a delivery (deliver), and by what must see none half done
+	mu        sync.RWMutex // guards reg, closed, heartbeat
 	reg       registry
 	closed    bool
 	heartbeat bool // the heartbeat goroutine is running
@@ -46,6 +47,12 @@ type Hub struct {
 
 	hooksRunning atomic.Int64 // hooks running now (see inHook)
 
+	pollMu sync.Mutex // guards poll and every stream's pollFD
+	poll   poller     // with Config.Poll: watches taken-over connections (poll_linux.go)
+
+	pendingMu sync.Mutex
+	pending   map[*stream][]byte // the rest of frames stream.quickWrite began, for their drains
+
 	subs subscriptions // run-time subscriptions, for resumes; guarded by mu
 	ends ends          // streams' appointed ends (credential expiry, MaxLifetime)
 
@@ -65,7 +72,7 @@ func NewHub(cfg Config) (*Hub, error) {
 		cfg:          cfg,
 		log:          cfg.Logger,
 		alarms:       logger,
-		reg:          newRegistry(),
+		reg:          newRegistry(cfg.MaxStreamsPerAddress > 0),
 		done:         make(chan struct{}),
 		track:        newTracker(),
 		pubsDone:     make(chan struct{}),
@@ -203,7 +210,7 @@ func (h *Hub) disconnect(clientID string) int {
 // Stats returns a snapshot of the hub's state and counters.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	st := Stats{Streams: len(h.reg.all), Clients: len(h.reg.byID), Topics: len(h.reg.byTopic)}
+	st := Stats{Streams: h.reg.n, Clients: len(h.reg.byID), Topics: len(h.reg.byTopic)}
 	h.mu.RUnlock()
 	st.Published = h.stats.published.Load()
 	st.Queued = h.stats.queued.Load()

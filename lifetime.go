@@ -51,14 +51,14 @@ type ends struct {
 	wake    chan struct{} // capacity 1: the soonest end changed
 }
 
-// schedule appoints s's end, at s.endAt, once it is registered.
-func (h *Hub) schedule(s *stream) {
+// schedule appoints s's end, at at for reason why, once it is registered.
+func (h *Hub) schedule(s *stream, at time.Time, why DisconnectReason) {
 	e := &h.ends
 	e.mu.Lock()
-	heap.Push(&e.due, s)
+	heap.Push(&e.due, appointment{at: at, s: s, why: why})
 	start := !e.running
 	e.running = true
-	soonest := e.due[0] == s
+	soonest := e.due[0].s == s
 	e.mu.Unlock()
 	switch {
 	case start:
@@ -79,7 +79,7 @@ func (h *Hub) unschedule(s *stream) {
 	e.mu.Lock()
 	soonest := s.endIndex == 0
 	if s.endIndex >= 0 {
-		heap.Remove(&e.due, s.endIndex)
+		heap.Remove(&e.due, int(s.endIndex))
 	}
 	e.mu.Unlock()
 	if soonest { // the goroutine waits for it: let it wait for the next, or stop
@@ -105,11 +105,11 @@ func (h *Hub) endStreams() {
 			return
 		}
 		next := e.due[0]
-		wait := time.Until(next.endAt)
+		wait := time.Until(next.at)
 		if wait <= 0 {
 			heap.Pop(&e.due)
 			e.mu.Unlock()
-			h.endNow(next)
+			h.endNow(next.s, next.why)
 			continue
 		}
 		e.mu.Unlock()
@@ -129,40 +129,50 @@ func (h *Hub) endStreams() {
 	}
 }
 
-// endNow ends s for its appointed reason, after what was queued to it.
-func (h *Hub) endNow(s *stream) {
-	if s.close(s.endReason) != s.endReason {
+// endNow ends s for its appointed reason, after what was queued to it,
+// unless it has ended already. It is counted before its writer may end it,
+// so that OnDisconnect sees the count.
+func (h *Hub) endNow(s *stream, why DisconnectReason) {
+	n := &h.stats.lifetimes
+	if why == ReasonExpired {
+		n = &h.stats.credExpired
+	}
+	if !s.closeCounted(why, n) {
 		return // it had ended already
 	}
-	if s.endReason == ReasonExpired {
-		h.stats.credExpired.Add(1)
-	} else {
-		h.stats.lifetimes.Add(1)
-	}
-	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", s.endReason)
+	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", why)
 }
 
-// endHeap orders streams by their appointed end.
-type endHeap []*stream
+// appointment is a stream's appointed end, kept in the hub's heap rather
+// than in the stream, which an idle stream would carry for nothing.
+type appointment struct {
+	at  time.Time
+	s   *stream
+	why DisconnectReason
+}
+
+// endHeap orders appointments by time; each stream's endIndex follows its
+// appointment's place.
+type endHeap []appointment
 
 func (q endHeap) Len() int           { return len(q) }
-func (q endHeap) Less(i, j int) bool { return q[i].endAt.Before(q[j].endAt) }
+func (q endHeap) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
 func (q endHeap) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].endIndex, q[j].endIndex = i, j
+	q[i].s.endIndex, q[j].s.endIndex = int32(i), int32(j)
 }
 func (q *endHeap) Push(x any) {
-	s := x.(*stream)
-	s.endIndex = len(*q)
-	*q = append(*q, s)
+	a := x.(appointment)
+	a.s.endIndex = int32(len(*q))
+	*q = append(*q, a)
 }
 func (q *endHeap) Pop() any {
 	old := *q
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
+	a := old[len(old)-1]
+	old[len(old)-1] = appointment{}
 	*q = old[:len(old)-1]
-	s.endIndex = -1
-	return s
+	a.s.endIndex = -1
+	return a
 }
 
 // identify returns the credential of a request, from Config.Authenticate

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,10 +16,16 @@ import (
 )
 
 // TestMain runs the tests, or, when the test binary is started by a test
-// as a server process of its own (see startServerProcess), that server.
+// as a server process of its own (see startServerProcess), that server, or
+// as a process of clients (see TestShutdownManyIdlePolledStreams), those.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("SSE_TEST_SERVER_ADDR"); addr != "" {
 		serverProcess(addr, os.Getenv("SSE_TEST_SERVER_PUBLISH"))
+		return
+	}
+	if addr := os.Getenv("SSE_TEST_CLIENTS_ADDR"); addr != "" {
+		n, _ := strconv.Atoi(os.Getenv("SSE_TEST_CLIENTS_N"))
+		clientsProcess(addr, n)
 		return
 	}
 	os.Exit(m.Run())

@@ -106,7 +106,9 @@ func (h *Hub) awaitPast(ctx context.Context, s *stream, pos, last string, deadli
 // and returns the hub's position now: the stream then receives live every
 // message after it, as if it had been registered there.
 func (h *Hub) rebase(s *stream) string {
-	h.mu.Lock() // no delivery runs: everything up to the position is queued
+	h.walking.Lock() // no delivery runs: everything up to the position is queued
+	defer h.walking.Unlock()
+	h.mu.Lock()
 	defer h.mu.Unlock()
 	s.mu.Lock()
 	clear(s.queue)

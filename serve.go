@@ -90,15 +90,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info := StreamInfo{ClientID: id, Topics: topics, LastEventID: h.lastEventID(r), Request: r}
 	s := newStream(h, info, w)
-	s.began = began
-	s.endAt, s.endReason = h.endAt(began, cred)
 	reg, refusal := h.register(s)
 	if refusal != "" {
 		h.refuse(s, r, refusal)
 		return
 	}
-	if !s.endAt.IsZero() {
-		h.schedule(s)
+	if at, why := h.endAt(began, cred); !at.IsZero() {
+		h.schedule(s, at, why)
 	}
 	reason, handedOff := ReasonClientGone, false
 	defer func() { // deferred, so a panic (in a hook, a Broker) cannot leave the stream registered
@@ -106,7 +104,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.end(s, info, reason)
 		}
 	}()
-	op := &opening{h: h, s: s, r: r, info: &info}
+	op := &opening{h: h, s: s, r: r, info: &info, began: began}
 	if h.mem == nil {
 		op.limit = startPage // the Broker's messages are private copies
 	}
@@ -122,16 +120,23 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 	if s.unbounded {
 		defer h.track.bound(-1)
 	}
+	if s.conn != nil {
+		// After OnDisconnect, even if it panics: whichever of this and the
+		// connection's reader lets go last hangs up.
+		defer s.letGo()
+	}
 	s.finish()
 	h.unregister(s)
-	if !s.endAt.IsZero() {
+	if h.cfg.MaxLifetime > 0 || h.cfg.Authenticate != nil { // the streams that may have an end appointed
 		h.unschedule(s)
 	}
 	if s.conn != nil {
-		// The connection's reader hangs up (stream.hangUp), so that a
-		// linger or a TLS alert never delays OnDisconnect.
-		close(s.ended)
+		// Nothing watches for the client any more (a Shutdown called from
+		// OnDisconnect waits for the poller to be done with its streams).
 		_ = s.conn.SetReadDeadline(time.Now()) // wakes the reader
+		if h.cfg.Poll {
+			h.pollRemove(s)
+		}
 	}
 	h.log.Debug("sse: stream ended", "client", s.info.ClientID, "reason", reason)
 	if s.connected && h.cfg.OnDisconnect != nil {
@@ -142,11 +147,12 @@ func (h *Hub) end(s *stream, info StreamInfo, reason DisconnectReason) {
 // open writes the stream's headers and a retry field (none if retry is not
 // positive), and flushes them, so the browser's onopen fires at once. Until
 // then the stream is not cut short even if it is ended as slow (see
-// Hub.expire): its client always gets its 200. For a stream (streaming,
-// not a refusal) it first tries to take the connection over from net/http
-// with Config.Hijack, and it reports a ResponseWriter that takes no write
-// deadline.
-func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
+// Hub.expire): its client always gets its 200. For a stream (op, its
+// opening; nil for a refusal) it first tries to take the connection over
+// from net/http with Config.Hijack, and it reports a ResponseWriter that
+// takes no write deadline.
+func (h *Hub) open(s *stream, retry time.Duration, op *opening) error {
+	streaming := op != nil
 	hdr := s.w.Header()
 	setStreamHeaders(hdr)
 	if streaming && h.cfg.Hijack && s.info.Request.ProtoMajor == 1 {
@@ -180,7 +186,7 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 				// net/http set it as it read the request, just before the
 				// handler began: allow for that.
 				wt := srv.WriteTimeout
-				s.serverCut = s.began.Add(wt - min(wt/50, 100*time.Millisecond))
+				op.serverCut = op.began.Add(wt - min(wt/50, 100*time.Millisecond))
 				h.warn(warnServerTimeout, "sse: the ResponseWriter takes no write deadline, so the hub cannot clear "+
 					"http.Server.WriteTimeout, which will cut every stream that long after its request began "+
 					"(reason \""+ReasonServerWriteTimeout.String()+"\"); "+
@@ -219,20 +225,18 @@ func (h *Hub) open(s *stream, retry time.Duration, streaming bool) error {
 // serve writes the stream's start (OnConnect, the headers, then a replay,
 // a reset, a snapshot, a position: see writeStart), then its queue until
 // it ends, and says why it ended. A stream that took its connection over
-// is handed off instead (handedOff): its writer goes on in a goroutine of
-// its own (Hub.drive), and the handler returns.
+// is handed off instead (handedOff): the hub's goroutines write it when
+// there is something to write (Hub.handOff), and the handler returns.
 func (h *Hub) serve(op *opening, reg registration) (reason DisconnectReason, handedOff bool) {
 	s, r := op.s, op.r
 	if reason, live := h.writeStart(op, reg); !live {
-		return h.cutByServer(s, reason), false
+		return h.cutByServer(op, reason), false
 	}
 	if s.conn != nil {
-		info := *op.info
-		info.Request = s.info.Request // without a body that holds on to net/http (see Hub.hijack)
-		go h.drive(s, info)
+		h.handOff(s, op.info.Start)
 		return 0, true
 	}
-	return h.cutByServer(s, s.run(r.Context().Done())), false
+	return h.cutByServer(op, s.run(r.Context().Done())), false
 }
 
 // cutByServer returns ReasonServerWriteTimeout for a stream that
@@ -240,8 +244,9 @@ func (h *Hub) serve(op *opening, reg registration) (reason DisconnectReason, han
 // whose writer takes no deadline that failed or saw its request end, as
 // net/http ends it when a write misses the deadline, once the server's
 // WriteTimeout has passed.
-func (h *Hub) cutByServer(s *stream, reason DisconnectReason) DisconnectReason {
-	if s.serverCut.IsZero() || time.Now().Before(s.serverCut) ||
+func (h *Hub) cutByServer(op *opening, reason DisconnectReason) DisconnectReason {
+	s := op.s
+	if op.serverCut.IsZero() || time.Now().Before(op.serverCut) ||
 		(reason != ReasonClientGone && reason != ReasonWriteFailed) {
 		return reason
 	}
@@ -309,7 +314,7 @@ func (h *Hub) refuse(s *stream, r *http.Request, why string) {
 	if half := int64(retry / 2); half > 0 {
 		retry += time.Duration(mrand.Int64N(half))
 	}
-	_ = h.open(s, retry, false) // through net/http, which then closes or reuses the connection
+	_ = h.open(s, retry, nil) // through net/http, which then closes or reuses the connection
 }
 
 // reject answers a request whose client ID or topics could not be

@@ -72,11 +72,21 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closed {
 		h.closed = true
 		close(h.done)
-		streams = append(streams, h.reg.all...)
+		streams = h.reg.streams()
 	}
 	h.mu.Unlock()
-	for _, s := range streams {
-		s.close(ReasonShutdown)
+	// Ending tens of thousands of streams takes a while (a taken-over
+	// stream's drain starts as it ends): not longer than ctx allows.
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for _, s := range streams {
+			s.close(ReasonShutdown)
+		}
+	}()
+	select {
+	case <-ended:
+	case <-ctx.Done(): // the wait below gives up at once, saying how many streams are left
 	}
 	if err != nil {
 		// The publishes in flight outlasted ctx: the streams end, and the
@@ -220,7 +230,7 @@ func (h *Hub) hook(fn func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			// Counted, then passed on: net/http recovers it, logs it and
-			// aborts the request's connection (drive logs it for a stream
+			// aborts the request's connection (Hub.drain logs it for a stream
 			// that took its connection over).
 			h.stats.hookPanics.Add(1)
 			panic(p)

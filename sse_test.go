@@ -28,9 +28,15 @@ const testTimeout = 20 * time.Second
 // suite both ways (go test -args -sse.hijack).
 var hijackAll = flag.Bool("sse.hijack", false, "start every test hub with Config.Hijack")
 
-// testConfig is cfg as the tests run it: with Hijack on under -sse.hijack.
+// pollAll runs every test hub with Config.Hijack and Config.Poll on:
+// test.sh runs the suite that way too (go test -args -sse.poll).
+var pollAll = flag.Bool("sse.poll", false, "start every test hub with Config.Hijack and Config.Poll")
+
+// testConfig is cfg as the tests run it: with Hijack on under -sse.hijack,
+// with Hijack and Poll on under -sse.poll.
 func testConfig(cfg Config) Config {
-	cfg.Hijack = cfg.Hijack || *hijackAll
+	cfg.Hijack = cfg.Hijack || *hijackAll || *pollAll
+	cfg.Poll = cfg.Poll || *pollAll
 	return cfg
 }
 

@@ -94,6 +94,9 @@ type opening struct {
 	info  *StreamInfo
 	limit int // the bytes of a page; 0 gathers the whole start
 
+	began     time.Time // when the stream's handler began
+	serverCut time.Time // when http.Server.WriteTimeout cuts a stream whose writer takes no deadline; zero if never (see Hub.open)
+
 	page  []*envelope
 	bytes int
 	begun bool // OnConnect was called and the headers written (or failed)
@@ -161,7 +164,7 @@ func (op *opening) begin(kind StartKind) bool {
 			return false
 		}
 	}
-	if err := h.open(s, h.cfg.Retry, true); err != nil {
+	if err := h.open(s, h.cfg.Retry, op); err != nil {
 		op.fail(h.startFailed(s, op.r, err))
 		return false
 	}

@@ -7,56 +7,62 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // stream is one connected event stream (the server side; the Go client that
 // reads one is Client, in client.go): a bounded queue of frames that any
-// goroutine may add to without blocking, and the writer that drains it, which
-// runs on the stream's own request goroutine.
+// goroutine may add to without blocking, and the writer that drains it. The
+// writer runs on the stream's own request goroutine (run), or, once a
+// stream that took its connection over is handed to the hub (driven), on a
+// goroutine started when its queue becomes non-empty, which returns once
+// it is empty again (Hub.drain): an idle driven stream holds no goroutine
+// of its own to write.
 type stream struct {
-	// What a delivery touches, kept together.
-	mu     sync.Mutex  // guards the fields up to held
-	queue  []*envelope // in delivery order; conflation may leave nil holes
-	bytes  int         // sum of the queued frames' lengths
-	holes  int         // nil entries in queue
-	closed bool
-	reason DisconnectReason
-	hub    *Hub
+	// What a delivery touches, kept together (and small: a stream is
+	// 320 bytes, a size class, with every field below).
+	mu      sync.Mutex  // guards the fields up to held
+	queue   []*envelope // in delivery order; conflation may leave nil holes
+	bytes   int         // sum of the queued frames' lengths
+	holes   int32       // nil entries in queue
+	holding int32       // run-time subscriptions whose state is being read (see hold)
+	closed  bool
+	reason  DisconnectReason
+	driven  bool        // the hub's drains write it (see Hub.handOff)
+	writing bool        // with driven: a drain runs, or is about to
+	wrote   atomic.Bool // set by the writer after a write; cleared by the heartbeat
+	hub     *Hub
 
 	keyed map[uint64]int // for long queues: where each state's frame is, by envelope.stateHash
 
-	holding int         // run-time subscriptions whose state is being read (see hold)
-	held    []heldFrame // deliveries meanwhile, and where each state goes
+	held []heldFrame // deliveries while holding, and where each state goes
 
-	wake  chan struct{} // capacity 1: "the queue changed or the stream closed"
-	wrote atomic.Bool   // set by the writer after a write; cleared by the heartbeat
+	wake chan struct{} // made by run, the request goroutine's writer: "the queue changed or the stream closed"; guarded by mu
 
-	info  StreamInfo
-	addr  string // the remote address's host, for Config.MaxStreamsPerAddress
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	conn  net.Conn      // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
-	ended chan struct{} // with conn: closed by Hub.end for the connection's reader (Hub.watch)
+	info StreamInfo
+	addr string // with Config.MaxStreamsPerAddress: the remote address's host
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	conn net.Conn // set by Hub.hijack before the stream opens (see connMu); nil when net/http writes
 
 	// Guarded by hub.mu.
-	topics map[string]struct{}
-	index  int // in hub.reg.all
+	topics     map[string]struct{}
+	registered bool // in the hub's registry
+
+	partial bool // writer-owned: quickWrite wrote part of a frame; the hub keeps the rest (Hub.pending)
 
 	connMu   sync.Mutex // orders expire against the stream's opening, its handler's return and deadline moves
 	opened   bool       // the headers are out; guarded by connMu
 	finished bool       // the handler is returning; guarded by connMu
 	expired  bool       // expire set the deadline to the past, for good; guarded by connMu
+	holds    int8       // with conn: who has yet to let go of it, the last hanging up (see letGo); guarded by connMu
+	pollFD   int32      // with Config.Poll: 1 + the descriptor the hub's poller watches, 0 if none; guarded by hub.pollMu
 
-	connected bool // OnConnect was called; set by the handler before its writer runs
-	unbounded bool // counted by Hub.track.bound; set by Hub.open
+	connected bool  // OnConnect was called; set by the handler before its writer runs
+	unbounded bool  // counted by Hub.track.bound; set by Hub.open
+	endIndex  int32 // its end's place in the hub's heap of ends (Hub.schedule); -1 when not in it; guarded by the hub's ends.mu
 
-	endAt     time.Time        // when it ends (credential expiry, MaxLifetime); zero if never: see Hub.schedule
-	endReason DisconnectReason // what it ends as then
-	endIndex  int              // in the hub's heap of ends; -1 when not in it; guarded by the hub's ends.mu
-
-	began      time.Time   // when its handler began
-	serverCut  time.Time   // with noDeadline: when http.Server.WriteTimeout cuts it; zero if never
 	noDeadline bool        // writer-owned: the ResponseWriter takes no write deadline
 	idleClear  bool        // writer-owned: clear the deadline before waiting (see disarm)
 	spare      []*envelope // writer-owned: the drained queue, kept for reuse
@@ -69,10 +75,9 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 		info:     info,
 		w:        w,
 		rc:       http.NewResponseController(w),
-		wake:     make(chan struct{}, 1),
 		endIndex: -1,
 	}
-	if info.Request != nil {
+	if info.Request != nil && h.cfg.MaxStreamsPerAddress > 0 {
 		s.addr = remoteHost(info.Request.RemoteAddr)
 	}
 	if len(info.Topics) > 0 {
@@ -88,7 +93,13 @@ func newStream(h *Hub, info StreamInfo, w http.ResponseWriter) *stream {
 // blocks on the client. A queued frame of the same state (the same Key for
 // the same audience) is replaced. If the frame does not fit, the stream is
 // ended as slow.
-func (s *stream) enqueue(m *envelope) bool {
+func (s *stream) enqueue(m *envelope) bool { return s.offer(m, nil) }
+
+// offer is enqueue for a walk over many streams (a delivery, the
+// heartbeat): a driven stream on a TCP connection whose queue it makes
+// non-empty goes to quick, whose goroutines write a lone frame to many
+// streams each, rather than to a drain of its own.
+func (s *stream) offer(m *envelope, quick *quickDrains) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -107,6 +118,11 @@ func (s *stream) enqueue(m *envelope) bool {
 		return true
 	}
 	ok, wasEmpty, filling := s.push(m)
+	var wake chan struct{}
+	start := false
+	if ok && wasEmpty {
+		wake, start = s.wake, s.startDrain()
+	}
 	s.mu.Unlock()
 	if !ok {
 		s.overflow()
@@ -118,7 +134,11 @@ func (s *stream) enqueue(m *envelope) bool {
 	if wasEmpty {
 		// A non-empty queue was signalled when it became non-empty and has
 		// not been taken since (take empties it): the writer will see m.
-		s.signal()
+		if start && quick != nil && s.isTCP() {
+			quick.add(s)
+		} else {
+			s.wakeUp(wake, start)
+		}
 	}
 	return true
 }
@@ -197,7 +217,7 @@ func (s *stream) conflate(m *envelope) {
 	s.bytes -= len(s.queue[i].frame)
 	s.queue[i] = nil
 	s.holes++
-	if s.holes >= compactFrom && s.holes > len(s.queue)/2 {
+	if s.holes >= compactFrom && int(s.holes) > len(s.queue)/2 {
 		s.compact()
 	}
 }
@@ -254,17 +274,62 @@ func (s *stream) close(reason DisconnectReason) DisconnectReason {
 		s.closed, s.reason = true, reason
 	}
 	reason = s.reason
+	wake, start := s.wake, s.startDrain()
 	s.mu.Unlock()
-	s.signal()
+	s.wakeUp(wake, start)
 	return reason
 }
 
-// signal wakes the writer. The channel is never closed, so signalling a
-// finished stream is harmless.
+// closeCounted ends the stream for reason, as close does, and adds one to
+// n, unless it has ended already; it reports whether it ended it. The
+// count comes first, so that whoever sees the stream end sees it counted.
+func (s *stream) closeCounted(reason DisconnectReason, n *atomic.Uint64) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.closed, s.reason = true, reason
+	n.Add(1)
+	wake, start := s.wake, s.startDrain()
+	s.mu.Unlock()
+	s.wakeUp(wake, start)
+	return true
+}
+
+// signal wakes the writer: the request goroutine's (run), or for a driven
+// stream a drain, started unless one runs. Signalling a finished stream is
+// harmless: its channel is never closed, and no drain starts for it.
 func (s *stream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.mu.Lock()
+	wake, start := s.wake, s.startDrain()
+	s.mu.Unlock()
+	s.wakeUp(wake, start)
+}
+
+// startDrain reports whether a drain of a driven stream must start: one
+// that has something to write, or has ended, and no drain running; it then
+// marks one running. Callers hold s.mu and call wakeUp once they release it.
+func (s *stream) startDrain() bool {
+	if !s.driven || s.writing || (len(s.queue) == 0 && !s.closed) {
+		return false
+	}
+	s.writing = true
+	return true
+}
+
+// wakeUp starts a drain (start, from startDrain), or wakes the writer
+// waiting on wake, if any.
+func (s *stream) wakeUp(wake chan struct{}, start bool) {
+	if start {
+		go s.hub.drain(s)
+		return
+	}
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -295,39 +360,212 @@ func (s *stream) take() (batch []*envelope, closed bool, reason DisconnectReason
 	return batch, closed, reason
 }
 
-// run drains the queue until the stream ends, and returns why it ended.
+// run drains the queue on the request's goroutine until the stream ends,
+// and returns why it ended.
 func (s *stream) run(done <-chan struct{}) DisconnectReason {
+	wake := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.wake = wake // frames queued before are taken below, without a signal
+	s.mu.Unlock()
 	for {
-		if s.idleClear && !s.deadlineAt.IsZero() && len(s.wake) == 0 {
-			s.disarm() // about to wait, with no write pending
-		}
-		select {
-		case <-s.wake:
-		case <-done:
-			return ReasonClientGone
-		}
 		batch, closed, reason := s.take()
 		if len(batch) > 0 {
-			err := s.write(batch)
-			// Keep the drained slice for the next drain, so a busy stream
-			// queues without allocating; a stream idle enough for a lone
-			// heartbeat gives a large one back to the garbage collector.
-			idle := len(batch) == 1 && batch[0].heartbeat
-			clear(batch)
-			if !idle || cap(batch) <= idleSpare {
-				s.spare = batch[:0]
-			}
-			if err != nil {
-				// A stream ended as slow while its write was blocked ends as slow.
-				reason := s.close(ReasonWriteFailed)
-				s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
-				return reason
+			if err := s.writeBatch(batch); err != nil {
+				return s.failed(err)
 			}
 		}
 		if closed {
 			return reason
 		}
+		if s.idleClear && !s.deadlineAt.IsZero() && len(wake) == 0 {
+			s.disarm() // about to wait, with no write pending
+		}
+		select {
+		case <-wake:
+		case <-done:
+			return ReasonClientGone
+		}
 	}
+}
+
+// quickBatch is how many streams one goroutine of a walk's quickDrains
+// writes to.
+const quickBatch = 64
+
+// quickDrains collects, during a walk, the driven streams whose queue the
+// walk made non-empty, and starts a goroutine (Hub.quickDrain) for every
+// quickBatch of them: most are idle streams with one frame to write, which
+// a write that does not block sends at once, without a goroutine and a
+// write deadline of their own. A walk calls flush at its end.
+type quickDrains struct {
+	h    *Hub
+	list []*stream
+}
+
+func (q *quickDrains) add(s *stream) {
+	if q.list == nil {
+		q.list = make([]*stream, 0, quickBatch)
+	}
+	q.list = append(q.list, s)
+	if len(q.list) == quickBatch {
+		q.flush()
+	}
+}
+
+// flush starts the goroutine for the streams collected so far.
+func (q *quickDrains) flush() {
+	if len(q.list) > 0 {
+		go q.h.quickDrain(q.list)
+		q.list = nil
+	}
+}
+
+// isTCP reports whether the stream writes to a TCP connection it took over,
+// which takes writes that do not block (see quickWrite).
+func (s *stream) isTCP() bool {
+	_, ok := s.conn.(*net.TCPConn)
+	return ok
+}
+
+// quickWrite writes a driven stream's queue if it is one frame and the
+// stream has not ended, with one write that does not block, and reports
+// whether it is done: the frame was written and nothing was queued
+// meanwhile, so the stream's writing is over. Otherwise the stream still
+// has a writer's work to do (the rest of its frame, in pending; more
+// frames; its end), which a drain must do. The caller holds the stream's
+// writer role (writing).
+func (s *stream) quickWrite() (done bool) {
+	s.mu.Lock()
+	if s.closed || len(s.queue) != 1 || s.queue[0] == nil {
+		s.mu.Unlock()
+		return false
+	}
+	m := s.queue[0]
+	s.queue[0] = nil
+	s.queue, s.bytes, s.keyed = s.queue[:0], 0, nil
+	s.mu.Unlock()
+	n := tryWrite(s.conn.(*net.TCPConn), m.frame)
+	if n < len(m.frame) {
+		s.hub.keepPending(s, m.frame[n:]) // frames are never written to: no copy
+		s.partial = true
+		return false
+	}
+	s.wrote.Store(true)
+	s.hub.stats.written.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 && !s.closed {
+		s.writing = false // from here another writer may start
+		return true
+	}
+	return false
+}
+
+// keepPending keeps rest, what quickWrite could not write of a stream's
+// frame, for the stream's drain. Rare (the socket's buffer was full), so
+// kept out of the stream's state.
+func (h *Hub) keepPending(s *stream, rest []byte) {
+	h.pendingMu.Lock()
+	defer h.pendingMu.Unlock()
+	if h.pending == nil {
+		h.pending = make(map[*stream][]byte)
+	}
+	h.pending[s] = rest
+}
+
+// takePending returns what keepPending kept for s.
+func (h *Hub) takePending(s *stream) []byte {
+	h.pendingMu.Lock()
+	defer h.pendingMu.Unlock()
+	rest := h.pending[s]
+	delete(h.pending, s)
+	return rest
+}
+
+// tryWrite writes b to c with one write system call that does not wait
+// for room in the socket's buffer, and returns how many bytes it wrote: all
+// of them, unless the buffer is full or the connection failed (the
+// blocking write that follows finds out).
+func tryWrite(c *net.TCPConn, b []byte) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, err := syscall.Write(int(fd), b[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || k <= 0 {
+				break
+			}
+			n += k
+		}
+		return true // never wait for the socket: the caller's drain does
+	})
+	return n
+}
+
+// drain writes a driven stream's queue until it is empty, and returns; or,
+// once the stream has ended, returns why (ended). It runs on a goroutine of
+// its own (Hub.drain), one at a time per stream (writing). Driven streams
+// are HTTP/1 connections, where a deadline only bounds the calls made
+// before it passes: as run does, it leaves the deadline in place, to be
+// moved when less than half of it is left (see deadline).
+func (s *stream) drain() (reason DisconnectReason, ended bool) {
+	if s.partial { // a frame quickWrite began
+		s.partial = false
+		rest := s.hub.takePending(s)
+		if err := s.deadline(); err != nil {
+			return s.failed(err), true
+		}
+		if _, err := s.conn.Write(rest); err != nil {
+			return s.failed(err), true
+		}
+		s.wrote.Store(true)
+		s.hub.stats.written.Add(1)
+	}
+	for {
+		batch, closed, reason := s.take()
+		if len(batch) > 0 {
+			if err := s.writeBatch(batch); err != nil {
+				return s.failed(err), true
+			}
+		}
+		if closed {
+			return reason, true
+		}
+		s.mu.Lock()
+		if len(s.queue) == 0 && !s.closed {
+			s.writing = false // from here another drain may start
+			s.mu.Unlock()
+			return 0, false
+		}
+		s.mu.Unlock()
+	}
+}
+
+// writeBatch writes batch, then keeps the drained slice for the next
+// drain, so a busy stream queues without allocating; a stream idle enough
+// for a lone heartbeat gives a large one back to the garbage collector.
+func (s *stream) writeBatch(batch []*envelope) error {
+	err := s.write(batch)
+	idle := len(batch) == 1 && batch[0].heartbeat
+	clear(batch)
+	if !idle || cap(batch) <= idleSpare {
+		s.spare = batch[:0]
+	}
+	return err
+}
+
+// failed ends a stream whose write failed and returns why it ended: a
+// stream ended as slow while its write was blocked ends as slow.
+func (s *stream) failed(err error) DisconnectReason {
+	reason := s.close(ReasonWriteFailed)
+	s.hub.log.Warn("sse: stream ended", "client", s.info.ClientID, "reason", reason, "err", err)
+	return reason
 }
 
 // idleSpare is the largest drained queue an idle stream keeps for reuse.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // queueOf lists the frames queued on s.
@@ -180,4 +181,14 @@ func TestTakeAfterCloseDrains(t *testing.T) {
 // testMessage encodes an event as a Broker receives it from a hub.
 func testMessage(e *Event, to Target) *Message {
 	return &newEnvelope(e, to).Message
+}
+
+// A stream's state is one allocation of a size class no larger than 320
+// bytes: with very many idle streams, every field counts (see the README's
+// "Many idle streams"). Move what only some streams need out of line
+// rather than grow it.
+func TestStreamSize(t *testing.T) {
+	if size := unsafe.Sizeof(stream{}); size > 320 {
+		t.Fatalf("a stream takes %d bytes, more than 320", size)
+	}
 }

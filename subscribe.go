@@ -45,7 +45,8 @@ func (h *Hub) Subscribe(clientID string, topics ...string) int {
 		c     *catchUp
 	}
 	var todo []pending
-	h.mu.Lock() // no delivery runs: every message up to the position is queued
+	h.walking.Lock() // no delivery runs: every message up to the position is queued
+	h.mu.Lock()
 	streams := len(h.reg.byID[clientID])
 	pos := *h.lastPos.Load()
 	for _, t := range topics {
@@ -69,6 +70,7 @@ func (h *Hub) Subscribe(clientID string, topics ...string) int {
 		}
 	}
 	h.mu.Unlock()
+	h.walking.Unlock()
 	// The state is read with no lock held: the streams hold what is
 	// delivered to them meanwhile (see hold).
 	for _, p := range todo {

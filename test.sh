@@ -85,6 +85,9 @@ for m in $modules; do
       # over from net/http (Config.Hijack).
       step "$m ($i/$n): go test -race . again with -sse.hijack"
       go test -race -count=1 -timeout 20m . -args -sse.hijack
+      # And again with Config.Poll as well: no goroutine per idle stream.
+      step "$m ($i/$n): go test -race . again with -sse.poll"
+      go test -race -count=1 -timeout 20m . -args -sse.poll
     fi
   )
 done

@@ -67,14 +67,21 @@ func (p *proc) crashed() string {
 // startServer starts "ssebench server" for implName, pinned to serverCPU
 // when pin is set.
 func startServer(implName string, replay, sndbuf int, cpuprofile string, pin bool) (*proc, error) {
+	args := []string{"-replay", fmt.Sprint(replay), "-sndbuf", fmt.Sprint(sndbuf)}
+	if cpuprofile != "" {
+		args = append(args, "-cpuprofile", cpuprofile)
+	}
+	return startServerArgs(implName, args, pin)
+}
+
+// startServerArgs starts "ssebench server -impl implName" with the flags
+// in args, pinned to serverCPU when pin is set.
+func startServerArgs(implName string, args []string, pin bool) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"server", "-impl", implName, "-replay", fmt.Sprint(replay), "-sndbuf", fmt.Sprint(sndbuf)}
-	if cpuprofile != "" {
-		args = append(args, "-cpuprofile", cpuprofile)
-	}
+	args = append([]string{"server", "-impl", implName}, args...)
 	if r := os.Getenv("SSEBENCH_MEMPROFILERATE"); r != "" {
 		args = append(args, "-memprofilerate", r)
 	}

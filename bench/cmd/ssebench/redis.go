@@ -73,7 +73,7 @@ func redisCmd(args []string) error {
 	if p.Streams < 2 || p.Streams%2 != 0 {
 		return fmt.Errorf("-streams must be even and at least 2")
 	}
-	if err := checkFiles(params{IdleN: p.Streams}); err != nil {
+	if err := checkFiles(params{IdleN: p.Streams}, nil); err != nil {
 		return err
 	}
 	redis.SetLogger(quietRedisLogger{}) // go-redis logs failed dials

@@ -110,6 +110,21 @@ var sections = []section{
 		{Key: "extra", Head: "extra (dup) events", Format: f0},
 		{Key: "missing", Head: "missing events", Format: f0},
 	}},
+	{Key: "g", Title: func(p params) string {
+		return fmt.Sprintf("(g) %d idle streams in one process: memory, idle CPU, broadcast to all", p.ScaleN)
+	}, Cols: []column{
+		{Key: "rss_per_stream_kib", Head: "RSS KiB/stream", Format: f2, Ratio: true},
+		{Key: "heap_stack_per_stream_kib", Head: "Go heap+stack KiB/stream", Format: f2},
+		{Key: "goroutines_per_stream", Head: "goroutines/stream", Format: f1},
+		{Key: "kernel_slab_per_conn_kib", Head: "kernel slab KiB/connection", Format: f1},
+		{Key: "connect_ms", Head: "connect ms", Format: f0},
+		{Key: "idle_cpu_us_per_s_per_stream", Head: "idle CPU µs/s per stream", Format: f3},
+		{Key: "bcast_p50_ms", Head: "broadcast p50 ms", Format: f1},
+		{Key: "bcast_p99_ms", Head: "broadcast p99 ms", Format: f1, Ratio: true},
+		{Key: "bcast_max_ms", Head: "broadcast max ms", Format: f1},
+		{Key: "bcast_cpu_us_per_delivery", Head: "CPU µs/delivery", Format: f2},
+		{Key: "ended_streams", Head: "streams ended", Format: f0},
+	}},
 }
 
 // cell is the median of one implementation's repetitions in one section.
@@ -322,6 +337,8 @@ func summary(w io.Writer, p params, names []string, results []result) {
 		{"d", "p99_ms", "(d) p99 ms"},
 		{"e", "p99_ms", "(e) p99 ms"},
 		{"f", "replay_ms", "(f) replay ms"},
+		{"g", "rss_per_stream_kib", "(g) KiB/idle stream"},
+		{"g", "bcast_p99_ms", "(g) broadcast p99 ms"},
 	}
 	colOf := func(sec, key string) column {
 		for _, s := range sections {

@@ -72,7 +72,7 @@ func runCmd(args []string) error {
 			return err
 		}
 	}
-	if err := checkFiles(p); err != nil {
+	if err := checkFiles(p, keys); err != nil {
 		return err
 	}
 
@@ -185,13 +185,17 @@ func hasTaskset() bool {
 }
 
 // checkFiles makes sure the process may open enough sockets: the Go runtime
-// raises the soft limit to the hard one, which must cover the idle scenario.
-func checkFiles(p params) error {
+// raises the soft limit to the hard one, which must cover the idle
+// scenarios run.
+func checkFiles(p params, keys []string) error {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return nil
 	}
 	need := uint64(p.IdleN + 200)
+	if slices.Contains(keys, "g") {
+		need = max(need, uint64(p.ScaleN+200))
+	}
 	if rl.Cur < need {
 		return fmt.Errorf("open file limit %d is below the %d the idle scenario needs: raise it (ulimit -n %d)", rl.Cur, need, need)
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ssehub/sse/bench/internal/impl"
@@ -40,6 +41,11 @@ type params struct {
 
 	ReplayBack int     // (f) events to replay
 	ReplayRate float64 // (f) publishing rate while history fills
+
+	ScaleN          int           // (g) idle streams
+	ScaleIdle       time.Duration // (g) window over which idle CPU is measured
+	ScaleBroadcasts int           // (g) broadcasts to all, one at a time
+	ScaleSrc        int           // (g) loopback source addresses the clients connect from
 }
 
 var fullParams = params{
@@ -62,6 +68,11 @@ var fullParams = params{
 	SteadyMeasure: 4 * time.Second,
 	ReplayBack:    10000,
 	ReplayRate:    20000,
+
+	ScaleN:          19000,
+	ScaleIdle:       16 * time.Second,
+	ScaleBroadcasts: 5,
+	ScaleSrc:        4,
 }
 
 var quickParams = params{
@@ -84,6 +95,11 @@ var quickParams = params{
 	SteadyMeasure: 1500 * time.Millisecond,
 	ReplayBack:    10000,
 	ReplayRate:    20000,
+
+	ScaleN:          3000,
+	ScaleIdle:       4 * time.Second,
+	ScaleBroadcasts: 3,
+	ScaleSrc:        2,
 }
 
 // result is one measurement: one scenario, one implementation, one
@@ -132,10 +148,16 @@ var scenarios = []scenario{
 	{Key: "c", Parts: []string{"c"}, Run: runSlow},
 	{Key: "d", Parts: []string{"d"}, Run: runSteady},
 	{Key: "f", Parts: []string{"f"}, Run: runReplay, Impls: impl.CanReplay},
+	{Key: "g", Parts: []string{"g"}, Run: runScale, Impls: scaleImpls},
 }
+
+// scaleImpls are the implementations (g) runs: ours, the baseline and the
+// best peer of (b); the other two hold three goroutines per stream.
+func scaleImpls(name string) bool { return name != "r3labs" && name != "alexandrevicenzi" }
 
 // pool is a set of clients of one server.
 type pool struct {
+	src     []string // if set, the local addresses the clients connect from, in turn
 	shared  load.Shared
 	clients []*load.Client
 	readers []*load.Client
@@ -168,6 +190,9 @@ func (p *pool) connect(s *proc, n, noRead, rcvBuf int) (time.Duration, error) {
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
 		spec := load.Spec{Addr: s.addr, Path: s.path, BufSize: bufSize}
+		if len(p.src) > 0 {
+			spec.Src = p.src[i%len(p.src)]
+		}
 		if i < noRead {
 			spec.NoRead, spec.RcvBuf = true, rcvBuf
 		}
@@ -611,4 +636,149 @@ func runReplay(e *env, implName string) (map[string]map[string]float64, error) {
 	m["extra"] = float64(extra + rc.Dups)
 	m["missing"] = float64(int64(back) - (rc.Received - extra))
 	return map[string]map[string]float64{"f": m}, nil
+}
+
+// (g) ScaleN idle streams, as many as one process may hold under an open
+// file limit of 20,000: the memory per stream, of the process and of the
+// kernel; the server's CPU while they idle (heartbeats included); then
+// broadcasts to all of them, one at a time: how long until each client
+// has it.
+func runScale(e *env, implName string) (map[string]map[string]float64, error) {
+	s, err := e.start(implName, 0, 0, "g")
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	p := newPool()
+	defer p.close()
+	for i := range e.p.ScaleSrc {
+		p.src = append(p.src, fmt.Sprintf("127.0.0.%d", 2+i))
+	}
+	m := map[string]float64{}
+	if err := s.gc(); err != nil {
+		return nil, err
+	}
+	before, err := s.stats()
+	if err != nil {
+		return nil, err
+	}
+	k0 := readKernel()
+	conn, err := p.connect(s, e.p.ScaleN, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	m["connect_ms"] = ms(conn)
+	time.Sleep(time.Second)
+	if err := s.gc(); err != nil {
+		return nil, err
+	}
+	after, err := s.stats()
+	if err != nil {
+		return nil, err
+	}
+	k1 := readKernel()
+	n := float64(e.p.ScaleN)
+	m["rss_per_stream_kib"] = float64(after.RSS-before.RSS) / 1024 / n
+	m["heap_stack_per_stream_kib"] = (float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)) / 1024 / n
+	m["goroutines_per_stream"] = float64(after.Goroutines-before.Goroutines) / n
+	m["rss_mib"] = float64(after.RSS) / (1 << 20)
+	// Both ends of every connection are on this machine: per connection.
+	m["kernel_slab_per_conn_kib"] = float64(k1.slabKiB-k0.slabKiB) / n
+	m["kernel_tcp_mem_per_conn_kib"] = float64(k1.tcpMemPages-k0.tcpMemPages) * 4 / n
+
+	// Idle: the server's CPU time, heartbeats included.
+	w0, err := s.stats()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	time.Sleep(e.p.ScaleIdle)
+	w1, err := s.stats()
+	if err != nil {
+		return nil, err
+	}
+	secs := time.Since(t0).Seconds()
+	m["idle_cpu_us_per_s_per_stream"] = float64(w1.CPUNanos-w0.CPUNanos) / 1e3 / secs / n
+	m["idle_cpu_pct"] = float64(w1.CPUNanos-w0.CPUNanos) / 1e7 / secs
+
+	// Broadcasts, one at a time: each reaches every client before the next.
+	p.shared.Latency.Reset()
+	p.shared.Recording.Store(true)
+	cpu0 := w1.CPUNanos
+	var lasts []float64
+	for range e.p.ScaleBroadcasts {
+		st, err := s.stats()
+		if err != nil {
+			return nil, err
+		}
+		want := st.LastSeq + 1
+		t := time.Now()
+		if err := s.publish(64, 0, 1, 0, false); err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			all := true
+			for _, c := range p.readers {
+				if c.Seq() < want {
+					all = false
+					break
+				}
+			}
+			if all {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("broadcast %d did not reach every client within 30s", want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lasts = append(lasts, ms(time.Since(t)))
+		time.Sleep(300 * time.Millisecond)
+	}
+	p.shared.Recording.Store(false)
+	st, err := s.stats()
+	if err != nil {
+		return nil, err
+	}
+	h := &p.shared.Latency
+	m["bcast_p50_ms"] = float64(h.Quantile(0.50)) / 1e6
+	m["bcast_p99_ms"] = float64(h.Quantile(0.99)) / 1e6
+	m["bcast_max_ms"] = float64(h.Max()) / 1e6
+	m["bcast_last_ms"] = median(lasts)
+	m["bcast_cpu_us_per_delivery"] = float64(st.CPUNanos-cpu0) / 1e3 / (n * float64(e.p.ScaleBroadcasts))
+	m["ended_streams"] = float64(p.shared.Ended.Load())
+	return map[string]map[string]float64{"g": m}, nil
+}
+
+// kernel is the machine's kernel memory that sockets take: all slab caches
+// (/proc/meminfo) and TCP's buffers (/proc/net/sockstat). Both are of the
+// whole machine, so other work shows in their differences.
+type kernel struct {
+	slabKiB     int64
+	tcpMemPages int64
+}
+
+func readKernel() kernel {
+	var k kernel
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Slab:"); ok {
+				fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &k.slabKiB)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/net/sockstat"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "TCP:"); ok {
+				f := strings.Fields(v)
+				for i := 0; i+1 < len(f); i++ {
+					if f[i] == "mem" {
+						fmt.Sscan(f[i+1], &k.tcpMemPages)
+					}
+				}
+			}
+		}
+	}
+	return k
 }

@@ -31,14 +31,19 @@ type Options struct {
 	// Replay asks for a history of at least this many events for
 	// Last-Event-ID replay; 0 means the implementation's default setup.
 	Replay int
+	// Redis, if set, is the address of a redis-server that our hub uses
+	// as its Broker (sseredis), so that several hub processes share the
+	// events; the other implementations refuse it.
+	Redis string
 }
 
 // Names lists the implementations, the baseline first, then ours (with
-// its default Config, then with Config.Hijack), then the peers.
-var Names = []string{"raw", "ours", "ours-hijack", "tmaxmax", "r3labs", "alexandrevicenzi"}
+// its default Config, with Config.Hijack, with Config.Hijack and Poll),
+// then the peers.
+var Names = []string{"raw", "ours", "ours-hijack", "ours-poll", "tmaxmax", "r3labs", "alexandrevicenzi"}
 
 // Ours reports whether name is one of this repository's setups.
-func Ours(name string) bool { return name == "ours" || name == "ours-hijack" }
+func Ours(name string) bool { return name == "ours" || name == "ours-hijack" || name == "ours-poll" }
 
 // Peers are the implementations that are neither the baseline nor ours.
 var Peers = []string{"tmaxmax", "r3labs", "alexandrevicenzi"}
@@ -58,6 +63,9 @@ func New(name string, o Options) (Impl, error) {
 		sort.Strings(known)
 		return nil, fmt.Errorf("unknown implementation %q (known: %v)", name, known)
 	}
+	if o.Redis != "" && !Ours(name) {
+		return nil, fmt.Errorf("%s cannot use Redis", name)
+	}
 	return f(o)
 }
 
@@ -65,7 +73,7 @@ func New(name string, o Options) (Impl, error) {
 // Last-Event-ID.
 func CanReplay(name string) bool {
 	switch name {
-	case "ours", "ours-hijack", "tmaxmax", "r3labs":
+	case "ours", "ours-hijack", "ours-poll", "tmaxmax", "r3labs":
 		return true
 	}
 	return false

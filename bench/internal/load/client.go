@@ -50,7 +50,12 @@ type Spec struct {
 	RcvBuf      int    // if positive, the socket's receive buffer size
 	BufSize     int    // read buffer size; 0 means 16 KiB
 	KeepIDs     bool   // remember the id of every event, by sequence number
+	Src         string // if set, the local IP address to connect from (127.0.0.2, …: more ephemeral ports)
 }
+
+// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT (not in package
+// syscall).
+const ipBindAddressNoPort = 24
 
 // Client is one event-stream connection. Its result fields are written by
 // its own goroutine; read them after Wait.
@@ -162,11 +167,23 @@ func (c *Client) serve(ctx context.Context, sem chan struct{}) error {
 
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
-	if n := c.spec.RcvBuf; n > 0 {
+	if c.spec.Src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(c.spec.Src)}
+	}
+	if n, src := c.spec.RcvBuf, c.spec.Src != ""; n > 0 || src {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+				if n > 0 {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+				}
+				if src && serr == nil {
+					// Choose the port at connect, by the whole address pair,
+					// not at bind: otherwise each source address has one
+					// ephemeral port range for every server, TIME_WAIT
+					// sockets included.
+					serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+				}
 			})
 			if err != nil {
 				return err

@@ -148,3 +148,29 @@ func TestHistQuantiles(t *testing.T) {
 		}
 	}
 }
+
+// A histogram's Data, merged into another, gives the same quantiles and
+// maximum: how ssebench many combines its client processes' latencies.
+func TestHistMerge(t *testing.T) {
+	var a, b, all Hist
+	for i := int64(1); i <= 1000; i++ {
+		v := i * 1_000_000
+		all.Record(v)
+		if i%3 == 0 {
+			a.Record(v)
+		} else {
+			b.Record(v)
+		}
+	}
+	var merged Hist
+	merged.Merge(a.Data())
+	merged.Merge(b.Data())
+	for _, q := range []float64{0.5, 0.99} {
+		if got, want := merged.Quantile(q), all.Quantile(q); got != want {
+			t.Fatalf("q%v: merged %d, want %d", q, got, want)
+		}
+	}
+	if merged.Max() != all.Max() || merged.Count() != all.Count() {
+		t.Fatalf("merged max %d count %d, want %d %d", merged.Max(), merged.Count(), all.Max(), all.Count())
+	}
+}

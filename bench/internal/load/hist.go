@@ -103,3 +103,36 @@ func (h *Hist) Reset() {
 	}
 	h.max.Store(0)
 }
+
+// HistData is a histogram's contents as a value, for passing between
+// processes (JSON): the non-empty buckets and the maximum.
+type HistData struct {
+	Counts map[int]uint64 `json:"counts"`
+	Max    int64          `json:"max"`
+}
+
+// Data returns h's contents.
+func (h *Hist) Data() HistData {
+	d := HistData{Counts: map[int]uint64{}, Max: h.Max()}
+	for i := range h.counts {
+		if n := h.counts[i].Load(); n > 0 {
+			d.Counts[i] = n
+		}
+	}
+	return d
+}
+
+// Merge adds d's values to h.
+func (h *Hist) Merge(d HistData) {
+	for i, n := range d.Counts {
+		if i >= 0 && i < histBuckets {
+			h.counts[i].Add(n)
+		}
+	}
+	for {
+		m := h.max.Load()
+		if uint64(d.Max) <= m || h.max.CompareAndSwap(m, uint64(d.Max)) {
+			return
+		}
+	}
+}

@@ -62,6 +62,7 @@ type Config struct {
 	Replay     int    // impl.Options.Replay
 	CPUProfile string // write a CPU profile of the whole run here
 	SndBuf     int    // if positive, SO_SNDBUF of every accepted connection
+	Redis      string // impl.Options.Redis
 }
 
 type server struct {
@@ -84,7 +85,7 @@ type server struct {
 // Run serves until /ctl/exit. It prints "READY <addr> <path>" on stdout
 // once it listens.
 func Run(cfg Config) error {
-	im, err := impl.New(cfg.Impl, impl.Options{Replay: cfg.Replay})
+	im, err := impl.New(cfg.Impl, impl.Options{Replay: cfg.Replay, Redis: cfg.Redis})
 	if err != nil {
 		return err
 	}
