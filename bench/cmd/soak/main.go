@@ -146,6 +146,8 @@ func soak() int {
 		pause       = flag.Duration("pause", 3*time.Second, "with -redis: how long a stall of a node's link to Redis lasts, at least")
 		seed        = flag.Uint64("seed", 0, "random seed (0: from the clock)")
 		verbose     = flag.Bool("v", false, "log more")
+		hijack      = flag.Bool("hijack", false, "Config.Hijack: the hubs take the connections over (no writer goroutine while a stream is idle)")
+		poll        = flag.Bool("poll", false, "Config.Hijack and Config.Poll: no goroutine at all while a stream is idle (Linux)")
 	)
 	flag.Parse()
 	if *seed == 0 {
@@ -180,6 +182,8 @@ func soak() int {
 		Heartbeat:    time.Second,
 		WriteTimeout: 2 * time.Second,
 		Logger:       slog.New(&countingHandler{r: r}),
+		Hijack:       *hijack || *poll,
+		Poll:         *poll,
 	}
 	var rs *redisServer
 	if r.redis {
@@ -210,8 +214,8 @@ func soak() int {
 		}
 		r.nodes = append(r.nodes, n)
 	}
-	fmt.Fprintf(os.Stderr, "soak: seed=%d clients=%d duration=%v rate=%v history=%d redis=%v\n",
-		*seed, *clients, *duration, *rate, *history, *redisAddr)
+	fmt.Fprintf(os.Stderr, "soak: seed=%d clients=%d duration=%v rate=%v history=%d redis=%v hijack=%v poll=%v\n",
+		*seed, *clients, *duration, *rate, *history, *redisAddr, *hijack || *poll, *poll)
 
 	ctx, stopClients := context.WithCancel(context.Background())
 	cs := make([]*client, *clients)
