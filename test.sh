@@ -106,6 +106,8 @@ step "soak: one hub ($soaktime, 200 clients)"
 (cd bench && go run -race ./cmd/soak -duration "$soaktime" -clients 200)
 step "soak: two hubs on one Redis ($soaktime, 200 clients)"
 (cd bench && go run -race ./cmd/soak -duration "$soaktime" -clients 200 -redis auto)
+step "soak: two hubs on one Redis, idle streams with no goroutine (-poll: Config.Hijack and Poll; $soaktime, 200 clients)"
+(cd bench && go run -race ./cmd/soak -duration "$soaktime" -clients 200 -redis auto -poll)
 
 for target in FuzzRoundTrip FuzzDecode FuzzDecodeComments FuzzLastEventID FuzzHandler; do
   step "fuzzing $target ($fuzztime)"
