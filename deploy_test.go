@@ -95,7 +95,8 @@ type serverProc struct {
 // before it serves.
 func startServerProcess(t *testing.T, addr string, publish ...string) *serverProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$",
+		fmt.Sprintf("-sse.hijack=%v", *hijackAll), fmt.Sprintf("-sse.poll=%v", *pollAll))
 	cmd.Env = append(os.Environ(), "SSE_TEST_SERVER_ADDR="+addr, "SSE_TEST_SERVER_PUBLISH="+strings.Join(publish, ","))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()

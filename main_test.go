@@ -3,6 +3,7 @@ package sse
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 // as a process of clients (see TestShutdownManyIdlePolledStreams), those.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("SSE_TEST_SERVER_ADDR"); addr != "" {
+		flag.Parse() // -sse.hijack and -sse.poll, passed on by startServerProcess
 		serverProcess(addr, os.Getenv("SSE_TEST_SERVER_PUBLISH"))
 		return
 	}
@@ -34,11 +36,12 @@ func TestMain(m *testing.M) {
 // serverProcess is a whole program, as an application would write it: a
 // hub on addr that broadcasts the comma-separated events in publish before
 // it serves, then one event for each "pub <data>" line on its standard
-// input. It prints "listening <addr>" once it serves and "connected" for
-// every stream, and shuts down on SIGTERM, the hub first.
+// input, in the setup the tests run in (testConfig: -sse.hijack, -sse.poll).
+// It prints "listening <addr>" once it serves and "connected" for every
+// stream, and shuts down on SIGTERM, the hub first.
 func serverProcess(addr, publish string) {
-	hub, err := NewHub(Config{Retry: 50 * time.Millisecond, Heartbeat: -1,
-		OnConnect: func(StreamInfo) { fmt.Println("connected") }})
+	hub, err := NewHub(testConfig(Config{Retry: 50 * time.Millisecond, Heartbeat: -1,
+		OnConnect: func(StreamInfo) { fmt.Println("connected") }}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
