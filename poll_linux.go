@@ -19,8 +19,19 @@ import (
 // would have from the start (a TLS connection's records go through its
 // *tls.Conn). The instance is another reference to the connection's
 // socket, beside the Go runtime's own poller: a connection leaves it
-// (EPOLL_CTL_DEL) before it is closed, under the poller's lock, so that an
-// event never names a descriptor that another connection reuses.
+// (EPOLL_CTL_DEL) before it is closed, under the poller's lock. An event
+// that a wait returned just before, and that is handled after, may still
+// name the descriptor once another connection reuses it: each
+// registration carries a number of its own in the event's data beside the
+// descriptor, and an event whose number is not its descriptor's current
+// one is dropped.
+
+// watched is a stream the poller watches, and the number of its
+// registration (see poller.gen).
+type watched struct {
+	s   *stream
+	gen uint32
+}
 
 // pollBatch is how many events one wait returns at most.
 const pollBatch = 128
@@ -30,8 +41,9 @@ const pollBatch = 128
 type poller struct {
 	epfd    int       // the epoll instance, while running
 	wake    [2]int    // a pipe in the instance: a byte written to wake[1] wakes the goroutine
-	byFD    []*stream // the watched streams, by descriptor
+	byFD    []watched // the watched streams, by descriptor
 	n       int       // of them
+	gen     uint32    // the number of the last registration
 	running bool
 }
 
@@ -54,15 +66,16 @@ func (h *Hub) pollAdd(s *stream) bool {
 	}
 	added := false
 	err := sc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+		p.gen++
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd), Pad: int32(p.gen)}
 		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) != nil {
 			return
 		}
 		if int(fd) >= len(p.byFD) {
-			p.byFD = append(p.byFD, make([]*stream, int(fd)+1-len(p.byFD))...)
+			p.byFD = append(p.byFD, make([]watched, int(fd)+1-len(p.byFD))...)
 			p.byFD = p.byFD[:cap(p.byFD)]
 		}
-		p.byFD[fd] = s
+		p.byFD[fd] = watched{s, p.gen}
 		s.pollFD = int32(fd) + 1
 		p.n++
 		added = true
@@ -84,17 +97,31 @@ func (h *Hub) pollRemove(s *stream) {
 // forget stops watching s. Callers hold h.pollMu.
 func (p *poller) forget(s *stream) bool {
 	fd := int(s.pollFD) - 1
-	if fd < 0 || fd >= len(p.byFD) || p.byFD[fd] != s {
+	if fd < 0 || fd >= len(p.byFD) || p.byFD[fd].s != s {
 		return false
 	}
 	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
-	p.byFD[fd] = nil
+	p.byFD[fd] = watched{}
 	s.pollFD = 0
 	p.n--
 	if p.n == 0 {
 		p.signal()
 	}
 	return true
+}
+
+// claim returns the stream an event is for, which it stops watching, or
+// nil when the event is stale: its stream left, or it was an earlier
+// connection's on the same descriptor. Callers hold h.pollMu.
+func (p *poller) claim(ev syscall.EpollEvent) *stream {
+	if ev.Fd < 0 || int(ev.Fd) >= len(p.byFD) {
+		return nil
+	}
+	w := p.byFD[ev.Fd]
+	if w.s == nil || w.gen != uint32(ev.Pad) || !p.forget(w.s) {
+		return nil
+	}
+	return w.s
 }
 
 // pollStart makes the epoll instance and starts its goroutine. Callers
@@ -153,11 +180,8 @@ func (h *Hub) watchAll(epfd, wake int) {
 				}
 				continue
 			}
-			if int(ev.Fd) >= len(p.byFD) {
-				continue
-			}
-			s := p.byFD[ev.Fd]
-			if s == nil || !p.forget(s) {
+			s := p.claim(ev)
+			if s == nil {
 				continue
 			}
 			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
@@ -167,9 +191,9 @@ func (h *Hub) watchAll(epfd, wake int) {
 			}
 		}
 		if err != nil && !errors.Is(err, syscall.EINTR) {
-			for _, s := range p.byFD {
-				if s != nil && p.forget(s) {
-					talk = append(talk, s)
+			for _, w := range p.byFD {
+				if w.s != nil && p.forget(w.s) {
+					talk = append(talk, w.s)
 				}
 			}
 		}
