@@ -11,12 +11,7 @@ import (
 // descriptor, is the earlier connection's: the poller drops it rather than
 // end (or give a reader to) the stream now on that descriptor.
 func TestPollDropsAnEventOfAReusedDescriptor(t *testing.T) {
-	gone := make(chan DisconnectReason, 2)
-	h, err := NewHub(Config{Hijack: true, Poll: true, Heartbeat: -1,
-		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, gone := pollHub(t, Config{}, 2)
 	srv, _ := hijackServer(t, h, func(w http.ResponseWriter) http.ResponseWriter { return w })
 	client, _, br := rawStream(t, srv.Listener.Addr().String())
 	waitStreams(t, h, 1)

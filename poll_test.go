@@ -25,6 +25,21 @@ func hubRunning(h *Hub, fn string) int {
 	return n
 }
 
+// pollHub returns a hub with Config.Hijack and Poll, no heartbeat, cfg's
+// other settings, and the channel its OnDisconnect reports each stream's
+// end on (room of them buffered).
+func pollHub(t *testing.T, cfg Config, room int) (*Hub, chan DisconnectReason) {
+	t.Helper()
+	gone := make(chan DisconnectReason, room)
+	cfg.Hijack, cfg.Poll, cfg.Heartbeat = true, true, -1
+	cfg.OnDisconnect = func(_ StreamInfo, r DisconnectReason) { gone <- r }
+	h, err := NewHub(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, gone
+}
+
 func skipUnlessPollable(t *testing.T) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
@@ -51,12 +66,7 @@ func readData(t *testing.T, br *bufio.Reader) string {
 // has nothing to watch; the next stream starts it again.
 func TestPollHoldsNoGoroutinePerStream(t *testing.T) {
 	skipUnlessPollable(t)
-	gone := make(chan DisconnectReason, 8)
-	h, err := NewHub(Config{Hijack: true, Poll: true, Heartbeat: -1,
-		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, gone := pollHub(t, Config{}, 8)
 	srv, states := hijackServer(t, h, func(w http.ResponseWriter) http.ResponseWriter { return w })
 	for round := range 2 {
 		var conns []net.Conn
@@ -94,12 +104,7 @@ func TestPollHoldsNoGoroutinePerStream(t *testing.T) {
 // reads it as the stream goes on; its leaving is noticed all the same.
 func TestPollReaderForAClientThatTalks(t *testing.T) {
 	skipUnlessPollable(t)
-	gone := make(chan DisconnectReason, 2)
-	h, err := NewHub(Config{Hijack: true, Poll: true, Heartbeat: -1,
-		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, gone := pollHub(t, Config{}, 2)
 	srv, _ := hijackServer(t, h, func(w http.ResponseWriter) http.ResponseWriter { return w })
 	quiet, _, _ := rawStream(t, srv.Listener.Addr().String())
 	talker, _, br := rawStream(t, srv.Listener.Addr().String())
@@ -126,12 +131,7 @@ func TestPollReaderForAClientThatTalks(t *testing.T) {
 // that leaves is noticed, with no reader.
 func TestPollOverTLS(t *testing.T) {
 	skipUnlessPollable(t)
-	gone := make(chan DisconnectReason, 2)
-	h, err := NewHub(Config{Hijack: true, Poll: true, Heartbeat: -1,
-		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, gone := pollHub(t, Config{}, 2)
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(func() {
 		h.Close()
@@ -158,12 +158,7 @@ func TestPollOverTLS(t *testing.T) {
 func TestPollFallsBackToAReader(t *testing.T) {
 	serverEnd, clientEnd := net.Pipe()
 	defer clientEnd.Close()
-	gone := make(chan DisconnectReason, 1)
-	h, err := NewHub(Config{Hijack: true, Poll: true, Heartbeat: -1, Retry: -1,
-		OnDisconnect: func(_ StreamInfo, r DisconnectReason) { gone <- r }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, gone := pollHub(t, Config{Retry: -1}, 1)
 	defer h.Close()
 	go h.ServeHTTP(&hijackable{header: http.Header{}, conn: serverEnd}, httptest.NewRequest(http.MethodGet, "/", nil))
 	br := bufio.NewReader(clientEnd)
