@@ -55,6 +55,7 @@ import (
 	"time"
 
 	sse "github.com/ssehub/sse"
+	"github.com/ssehub/sse/bench/internal/procstat"
 )
 
 func main() {
@@ -171,10 +172,10 @@ func runPhase(n int, rate, events float64, d time.Duration, flood, limited bool)
 		defer func() { _ = fl.Process.Kill(); _ = fl.Wait() }()
 	}
 	time.Sleep(time.Second) // the flood under way
-	cpu0, t0 := procCPU(cmd.Process.Pid), time.Now()
+	cpu0, t0 := procstat.CPU(cmd.Process.Pid), time.Now()
 	var flCPU0 time.Duration
 	if fl != nil {
-		flCPU0 = procCPU(fl.Process.Pid)
+		flCPU0 = procstat.CPU(fl.Process.Pid)
 	}
 	mu.Lock()
 	r.delivery = r.delivery[:0] // measure from here
@@ -189,9 +190,9 @@ func runPhase(n int, rate, events float64, d time.Duration, flood, limited bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := float64(time.Since(t0))
-	r.cpu = float64(procCPU(cmd.Process.Pid)-cpu0) / elapsed
+	r.cpu = float64(procstat.CPU(cmd.Process.Pid)-cpu0) / elapsed
 	if fl != nil {
-		r.flooderCPU = float64(procCPU(fl.Process.Pid)-flCPU0) / elapsed
+		r.flooderCPU = float64(procstat.CPU(fl.Process.Pid)-flCPU0) / elapsed
 		_ = fl.Process.Signal(syscall.SIGTERM)
 		if err := fl.Wait(); err != nil {
 			return nil, fmt.Errorf("flooder: %w", err)
@@ -389,21 +390,6 @@ func pinSelf() {
 		os.Exit(1)
 	}
 	os.Exit(0)
-}
-
-// procCPU returns the CPU time a process has used (user and system).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // serve is the server process: a hub on a loopback port (printed first),

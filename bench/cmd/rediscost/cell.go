@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/ssehub/sse/bench/internal/load"
+	"github.com/ssehub/sse/bench/internal/procstat"
 	"github.com/ssehub/sse/bench/internal/server"
 )
 
@@ -292,7 +293,7 @@ func runCell(p cellParams) (cellResult, error) {
 	}
 	take := func() (sample, error) {
 		s := sample{at: time.Now(), published: published.Load(), received: st.received.Load(),
-			redisCPU: procCPU(p.RedisPID), ownCPU: server.CPUTime()}
+			redisCPU: procstat.CPU(p.RedisPID), ownCPU: server.CPUTime()}
 		var err error
 		s.stats, err = readStats(context.Background(), info)
 		return s, err

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ssehub/sse/bench/internal/impl"
 	"github.com/ssehub/sse/bench/internal/load"
+	"github.com/ssehub/sse/bench/internal/procstat"
 	"github.com/ssehub/sse/bench/internal/redisproc"
 	"github.com/ssehub/sse/bench/internal/server"
 )
@@ -508,7 +509,7 @@ func runMany(p manyParams) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	r0 := procCPU(rp.Pid())
+	r0 := procstat.CPU(rp.Pid())
 	var lasts []float64
 	for range p.Broadcasts {
 		seq++
@@ -530,7 +531,7 @@ func runMany(p manyParams) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	r1 := procCPU(rp.Pid())
+	r1 := procstat.CPU(rp.Pid())
 	var hist load.Hist
 	for _, c := range clients {
 		var d load.HistData

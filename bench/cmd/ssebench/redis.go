@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	sse "github.com/ssehub/sse"
 	"github.com/ssehub/sse/bench/internal/load"
+	"github.com/ssehub/sse/bench/internal/procstat"
 	"github.com/ssehub/sse/bench/internal/redisproc"
 	"github.com/ssehub/sse/bench/internal/server"
 	"github.com/ssehub/sse/sseredis"
@@ -221,25 +222,6 @@ func redisVersion(bin string) string {
 		return v
 	}
 	return s
-}
-
-// procCPU returns a process's user+system CPU time from /proc/PID/stat.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s) // f[0] is field 3 (state)
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
 // redisCounters counts what the nodes' Redis clients send and receive, and
@@ -705,7 +687,7 @@ func redisRun(p redisParams, pin bool, setup, mode string) (map[string]float64, 
 			return s, err
 		}
 		if rp != nil {
-			s.rcpu = procCPU(rp.Pid())
+			s.rcpu = procstat.CPU(rp.Pid())
 			c, u, err := commandCalls(context.Background(), info)
 			if err != nil {
 				return s, err
