@@ -3,6 +3,7 @@ package interop
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,13 +24,26 @@ func TestModuleTabsShareOneStream(t *testing.T) {
 	var mu sync.Mutex
 	var connects []sse.StreamInfo
 	var connectedAt []time.Time
+	var ends []string  // each stream's end, for the failure message
+	var current string // the subtest's client ID: the tabs an earlier subtest closes may still take over meanwhile
 	s := newModuleServer(t, sse.Config{
 		History: 4096,
 		OnConnect: func(info sse.StreamInfo) {
 			mu.Lock()
 			defer mu.Unlock()
+			if info.ClientID != current {
+				return
+			}
 			connects = append(connects, info)
 			connectedAt = append(connectedAt, time.Now())
+		},
+		OnDisconnect: func(info sse.StreamInfo, why sse.DisconnectReason) {
+			mu.Lock()
+			defer mu.Unlock()
+			if info.ClientID != current {
+				return
+			}
+			ends = append(ends, fmt.Sprintf("%s (%v from %q): %v", info.ClientID, info.Start, info.LastEventID, why))
 		},
 	})
 	browser := launchChromium(t)
@@ -37,7 +51,7 @@ func TestModuleTabsShareOneStream(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			client := "tabs-" + transport
 			mu.Lock()
-			connects, connectedAt = nil, nil
+			connects, connectedAt, ends, current = nil, nil, nil, client
 			mu.Unlock()
 			const tabs = 8
 			pages := make([]*modulePage, tabs)
@@ -137,9 +151,14 @@ func TestModuleTabsShareOneStream(t *testing.T) {
 			}
 			mu.Lock()
 			nc := len(connects)
+			var starts []string
+			for i, c := range connects {
+				starts = append(starts, fmt.Sprintf("%v from %q at +%v", c.Start, c.LastEventID, connectedAt[i].Sub(connectedAt[0])))
+			}
+			ended := slices.Clone(ends)
 			mu.Unlock()
 			if nc != 3 {
-				t.Errorf("%d streams started at the hub, want 3 (one per leader)", nc)
+				t.Errorf("%d streams started at the hub, want 3 (one per leader): %q; ended: %q", nc, starts, ended)
 			}
 			t.Logf("takeovers after %v; hub: %d streams now, %d replays, %d resets", takeovers, s.hub.Stats().Streams, s.hub.Stats().Replays, s.hub.Stats().Resets)
 			for _, p := range open {
