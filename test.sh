@@ -113,4 +113,6 @@ for target in FuzzRoundTrip FuzzDecode FuzzDecodeComments FuzzLastEventID FuzzHa
   step "fuzzing $target ($fuzztime)"
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
 done
+step "fuzzing sseredis FuzzDecodeRecord ($fuzztime)"
+(cd sseredis && go test -run '^$' -fuzz '^FuzzDecodeRecord$' -fuzztime "$fuzztime" .)
 step "all checks passed"

@@ -221,7 +221,7 @@ func target(a string) (sse.Target, bool) {
 	}
 	switch kind {
 	case "e":
-		return sse.Target{Kind: sse.ToEveryone}, true
+		return sse.Target{Kind: sse.ToEveryone}, name == ""
 	case "t":
 		return sse.Target{Kind: sse.ToTopic, Name: name}, true
 	case "c":
@@ -329,39 +329,6 @@ func index(s []any, i int) any {
 }
 
 func str(v any) string { s, _ := v.(string); return s }
-
-// decodeEntry reads a stream entry, [id, [field, value, ...]], into a
-// Message without its position.
-func decodeEntry(e any) (*sse.Message, streamID, error) {
-	pair, _ := e.([]any)
-	if len(pair) != 2 {
-		return nil, streamID{}, fmt.Errorf("malformed entry %v", e)
-	}
-	id, ok := parseID(str(pair[0]))
-	if !ok {
-		return nil, streamID{}, fmt.Errorf("bad entry id %v", pair[0])
-	}
-	fields, _ := pair[1].([]any)
-	m := &sse.Message{}
-	aud := ""
-	for j := 0; j+1 < len(fields); j += 2 {
-		v := str(fields[j+1])
-		switch str(fields[j]) {
-		case "a":
-			aud = v
-		case "i":
-			m.ID = v
-		case "k":
-			m.Key = v
-		case "b":
-			m.Body = []byte(v)
-		}
-	}
-	if m.To, ok = target(aud); !ok {
-		return nil, id, fmt.Errorf("entry %s has no audience", id)
-	}
-	return m, id, nil
-}
 
 // Replay calls fn for each entry after after up to until, in order. A
 // position of another epoch is answered "epoch". Anything else that is not

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -276,45 +275,4 @@ func (b *Broker) push(h sse.BrokerHandler, p string, st *followState) bool {
 	}
 	st.last = last
 	return true
-}
-
-// decodePush reads a push's entries: for each,
-// "<id> <len(a)> <len(ID)> <len(Key)> <len(Body)>\n" and the four fields.
-func decodePush(p, epoch string) (msgs []*sse.Message, last streamID, err error) {
-	for p != "" {
-		line, rest, ok := strings.Cut(p, "\n")
-		f := strings.Fields(line)
-		if !ok || len(f) != 5 {
-			return nil, last, fmt.Errorf("bad entry header %.60q", line)
-		}
-		id, ok := parseID(f[0])
-		if !ok {
-			return nil, last, fmt.Errorf("bad entry id %q", f[0])
-		}
-		var n [4]int
-		total := 0
-		for i := range n {
-			if n[i], err = strconv.Atoi(f[1+i]); err != nil || n[i] < 0 {
-				return nil, last, fmt.Errorf("bad entry header %.60q", line)
-			}
-			total += n[i]
-		}
-		if total > len(rest) {
-			return nil, last, errors.New("truncated entry")
-		}
-		aud, rest := rest[:n[0]], rest[n[0]:]
-		appID, rest := rest[:n[1]], rest[n[1]:]
-		key, rest := rest[:n[2]], rest[n[2]:]
-		body, rest := rest[:n[3]], rest[n[3]:]
-		to, ok := target(aud)
-		if !ok {
-			return nil, last, fmt.Errorf("entry %s has no audience", id)
-		}
-		msgs = append(msgs, &sse.Message{Pos: epoch + "-" + id.String(), ID: appID, To: to, Key: key, Body: []byte(body)})
-		last, p = id, rest
-	}
-	if len(msgs) == 0 {
-		return nil, last, errors.New("no entry")
-	}
-	return msgs, last, nil
 }

@@ -187,8 +187,11 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 				states[aud] = st
 			}
 		}
-		hdr := " " + strconv.Itoa(len(aud)) + " " + strconv.Itoa(len(m.ID)) + " " + strconv.Itoa(len(m.Key)) + " " + strconv.Itoa(len(m.Body)) + "\n"
-		args = append(args, aud, m.ID, m.Key, m.Body, st, hdr)
+		state := ""
+		if st > 0 {
+			state = strconv.Itoa(len(m.ID)) + "|" + m.ID + string(m.Body)
+		}
+		args = append(args, appendRecord(nil, aud, m), aud, m.ID, m.Key, st, state)
 	}
 	res, err := publishScript.Run(ctx, b.client, keys, args...).Text()
 	if err != nil {

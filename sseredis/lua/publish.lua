@@ -27,23 +27,26 @@
 -- "trimmed" the newest trimmed id, "forgot" the forgotten audiences' bound,
 -- "p:<token>" a broker's last batch.
 --
--- The push, on the channel ARGV[6], is
---   "e <epoch> <prev>\n" then for each entry
---   "<id> <len(audience)> <len(ID)> <len(Key)> <len(Body)>\n<audience><ID><Key><Body>"
--- where prev is the id of the stream's newest entry before the batch: a
--- node whose last delivered id is prev delivers the batch, any other
--- catches up from the stream.
+-- An event's record is
+--   " <len(audience)> <len(ID)> <len(Key)> <len(Body)>\n<audience><ID><Key><Body>"
+-- made by the caller (in Lua, a number turned into a string costs a
+-- sprintf). Its stream entry has one field, "d", the record (an entry of
+-- an earlier version has four: "a", "i", "k" and "b"; both are read): one
+-- field and one string per event cost Redis less than four.
+--
+-- The push, on the channel ARGV[6], is "e <epoch> <prev>\n" then for each
+-- entry its id and record, where prev is the id of the stream's newest
+-- entry before the batch: a node whose last delivered id is prev delivers
+-- the batch, any other catches up from the stream.
 --
 -- KEYS: stream, epoch, meta, evicted (hash), evicted order (zset), ids
 -- (hash), ids order (zset), trim list, then for each audience with a keyed event in
 -- the batch its state (hash) and state order (zset).
 -- ARGV: candidate epoch, history, keys per audience, audiences remembered,
 -- IDs remembered, push channel, the broker's meta field, batch number, then
--- six per event: audience, ID, Key, Body, the index in KEYS of its
--- audience's state hash (0 when it keeps no state), and its header in the
--- push after the id, " <len(audience)> <len(ID)> <len(Key)> <len(Body)>\n"
--- (made by the caller: in Lua, a number turned into a string costs a
--- sprintf).
+-- six per event: its record, audience, ID and Key, the index in KEYS of
+-- its audience's state hash (0 when it keeps no state) and, when it has
+-- one, the state's value after "<id>|" ("<len(ID)>|<ID><Body>", else "").
 -- Returns "<epoch> <id> <id> ...", an id per event.
 local m = redis.call("HMGET", KEYS[3], "seq", "last", "len", ARGV[7])
 if m[4] then
@@ -65,17 +68,13 @@ local idfields, idorder = {}, {}
 local states = {}
 for i = 0, n - 1 do
   local j = 9 + 6 * i
-  local a, appid, key, body = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
-  local id = redis.call("XADD", KEYS[1], "*", "a", a, "i", appid, "k", key, "b", body)
+  local rec, a, appid, key = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  local id = redis.call("XADD", KEYS[1], "*", "d", rec)
   ids[i + 1] = id
   tl[i + 1] = id .. " " .. a
   push[np + 1] = id
-  push[np + 2] = ARGV[j + 5]
-  push[np + 3] = a
-  push[np + 4] = appid
-  push[np + 5] = key
-  push[np + 6] = body
-  np = np + 6
+  push[np + 2] = rec
+  np = np + 2
   local st = ARGV[j + 4] ~= "0" and tonumber(ARGV[j + 4]) or 0
   local s = seq + i + 1
   if appid ~= "" then
@@ -91,7 +90,7 @@ for i = 0, n - 1 do
       states[st] = t
     end
     t[1][#t[1] + 1] = key
-    t[1][#t[1] + 1] = id .. "|" .. #appid .. "|" .. appid .. body
+    t[1][#t[1] + 1] = id .. "|" .. ARGV[j + 5]
     t[2][#t[2] + 1] = s
     t[2][#t[2] + 1] = key
   end
@@ -133,7 +132,13 @@ if len > history + math.floor(history / 16) then
       for _, e in ipairs(chunk) do
         local a = ""
         for j = 1, #e[2], 2 do
-          if e[2][j] == "a" then a = e[2][j + 1] break end
+          local f, v = e[2][j], e[2][j + 1]
+          if f == "d" then
+            local l, at = string.match(v, "^ (%d+) [^\n]*\n()")
+            if l then a = string.sub(v, at, at + tonumber(l) - 1) end
+            break
+          end
+          if f == "a" then a = v break end
         end
         l[#l + 1] = e[1] .. " " .. a
       end
