@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -201,12 +202,8 @@ func TestRetriedBatchAddsNothingTwice(t *testing.T) {
 	if armed.Load() {
 		t.Fatal("no reply was lost")
 	}
-	if n, err := client.XLen(ctx, b.stream).Result(); err != nil || n != 1 {
-		t.Fatalf("stream length %d (%v) after a retried publish, want 1", n, err)
-	}
-	_, id, _ := parsePos(m.Pos)
-	if res, err := client.XRange(ctx, b.stream, "-", "+").Result(); err != nil || res[0].ID != id.String() {
-		t.Fatalf("the publish was given %s; the stream holds %v (%v)", m.Pos, res, err)
+	if evs := streamEvents(t, b); len(evs) != 1 || evs[0].m.Pos != m.Pos {
+		t.Fatalf("the publish was given %s; the stream holds %v", m.Pos, evs)
 	}
 
 	// The same batch number again: answered, not added.
@@ -228,14 +225,14 @@ func TestRetriedBatchAddsNothingTwice(t *testing.T) {
 			t.Fatalf("a resent batch was given %s, the first %s", again[i].Pos, first[i].Pos)
 		}
 	}
-	if n, _ := client.XLen(ctx, b.stream).Result(); n != 3 {
-		t.Fatalf("stream length %d, want 3", n)
+	if evs := streamEvents(t, b); len(evs) != 3 || evs[1].m.Pos != first[0].Pos || evs[2].m.Pos != first[1].Pos {
+		t.Fatalf("the stream holds %v, want 3 events, the last two at %s and %s", evs, first[0].Pos, first[1].Pos)
 	}
 	if err := b.publishBatch(ctx, 1001, batch()); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := client.XLen(ctx, b.stream).Result(); n != 5 {
-		t.Fatalf("stream length %d after a new batch, want 5", n)
+	if n := len(streamEvents(t, b)); n != 5 {
+		t.Fatalf("the stream holds %d events after a new batch, want 5", n)
 	}
 }
 
@@ -291,14 +288,11 @@ func TestEvictionRecordUnderBatches(t *testing.T) {
 	wg.Wait()
 	ctx := context.Background()
 	c := brokers[0].client
-	entries, err := c.XRange(ctx, brokers[0].stream, "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
+	entries := streamEvents(t, brokers[0])
+	if len(entries) < history || len(entries) > history+history/16+maxBatch {
+		t.Fatalf("the stream holds %d events, want %d to %d", len(entries), history, history+history/16+maxBatch)
 	}
-	if len(entries) < history || len(entries) > history+history/16 {
-		t.Fatalf("the stream holds %d entries, want %d to %d", len(entries), history, history+history/16)
-	}
-	first, _ := parseID(entries[0].ID)
+	first := entries[0].id
 	want := map[string]string{}
 	var newest streamID
 	for _, p := range all {
@@ -322,10 +316,35 @@ func TestEvictionRecordUnderBatches(t *testing.T) {
 	if meta[0] != newest.String() || meta[1] != fmt.Sprint(len(entries)) || meta[2] != fmt.Sprint(len(all)) {
 		t.Fatalf("meta trimmed, len, seq = %v; want %s, %d, %d", meta, newest, len(entries), len(all))
 	}
-	t.Logf("%d events in %d entries trimmed: the eviction record has %d audiences", len(all), len(all)-len(entries), len(want))
+	t.Logf("%d events published, %d trimmed: the eviction record has %d audiences", len(all), len(all)-len(entries), len(want))
 }
 
 func mustID(s string) streamID { id, _ := parseID(s); return id }
+
+// streamEvents returns the events b's stream holds, in order, their
+// positions in b's epoch.
+func streamEvents(t *testing.T, b *Broker) []event {
+	t.Helper()
+	ctx := context.Background()
+	epoch, err := b.client.Get(ctx, b.epochKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, _, _ = strings.Cut(epoch, " ")
+	res, err := b.client.Do(ctx, "XRANGE", b.stream, "-", "+").Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []event
+	for _, e := range res {
+		_, evs, err := decodeEntry(e, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, evs...)
+	}
+	return all
+}
 
 // TestTrimListRebuilt: a trim list that does not match the stream (lost,
 // or written by an earlier version) is rebuilt from the stream at the next

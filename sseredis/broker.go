@@ -27,9 +27,10 @@ type Options struct {
 	// a slot, as the scripts require.
 	Stream string
 
-	// History is how many entries the stream keeps for replay; 0 means
-	// sse.DefaultHistory (1024). Older entries are trimmed. Negative is an
-	// error: followers read events from the stream, so it must keep some.
+	// History is how many events the stream keeps for replay, at least; 0
+	// means sse.DefaultHistory (1024). Older events are trimmed, a batch
+	// at a time (see "How it works"). Negative is an error: followers read
+	// events from the stream, so it must keep some.
 	History int
 
 	// Keys is how many keyed states (an Event.Key within its audience) are
@@ -384,6 +385,10 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 		}
 		return false, kind, nil
 	}
+	from, ok := parseID(str(index(reply, 3)))
+	if !ok {
+		return false, "", fmt.Errorf("sseredis: replay: unexpected reply %v", reply)
+	}
 	pageKeys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.wakeChannel}
 	for {
 		entries, _ := index(reply, 1).([]any)
@@ -392,13 +397,19 @@ func (b *Broker) Replay(ctx context.Context, after, until string, to []sse.Targe
 			if err := ctx.Err(); err != nil {
 				return true, "", err
 			}
-			m, id, err := decodeEntry(e)
+			_, evs, err := decodeEntry(e, ue)
 			if err != nil {
 				return true, "", fmt.Errorf("sseredis: replay: %w", err)
 			}
-			m.Pos = ue + "-" + id.String()
-			if !fn(m) {
-				return true, "", nil
+			for _, ev := range evs {
+				// An entry holds a batch: the first may hold events at or
+				// before from, the last events after until.
+				if ev.id.compare(from) <= 0 || ev.id.compare(uid) > 0 {
+					continue
+				}
+				if !fn(ev.m) {
+					return true, "", nil
+				}
 			}
 		}
 		if more == "" {

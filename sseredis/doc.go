@@ -43,12 +43,19 @@
 // calls made concurrently on one Broker share that script call (a group
 // commit): a call that finds none in flight sends its event at once, and
 // the calls that come while one is in flight are sent together by the
-// next, with no timer; the script does once per batch what it can (the
-// epoch, the bookkeeping, the push to the nodes) and trims once per
-// History/16 events or so (the stream holds History to History + History/16
-// entries; exactly History below 16). A retried script call (go-redis
-// resends one whose reply it lost) is answered from the broker's last
-// batch and adds nothing twice.
+// next, with no timer. A batch is one stream entry holding its events'
+// records, and each event still has a stream id of its own: a batch of n
+// takes the n ids after the stream's newest, in one millisecond, the last
+// of them the entry's (so positions, replays and the eviction record are
+// per event, as if each were an entry). What Redis does per event is then
+// little more than storing its bytes: the epoch, the bookkeeping, the
+// trim list and the push to the nodes are per batch, and only an event
+// with an application-set ID or a Key has a few commands of its own. The
+// script trims whole entries once per History/16 events or so: the stream
+// keeps at least History events, and holds fewer than History + History/16
+// + the largest batch. A retried script call (go-redis resends one whose
+// reply it lost) is answered from the broker's last batch and adds nothing
+// twice.
 //
 // The script also pushes the batch to every node (PUBLISH on
 // "<Stream>:push", with the id of the entry before it). Each Broker runs
@@ -83,7 +90,7 @@
 // controls sent meanwhile when it reconnects, as long as the control
 // stream still holds them. It costs nothing per event.
 //
-// Positions are "<epoch>-<stream id>", for example
+// Positions are "<epoch>-<event id>" (the event's stream id, see above), for example
 // "k3x9p2ab-1733061234567-0", at most 43 bytes. The epoch is a random word
 // kept in Redis ("<Stream>:epoch"), created when missing: a Redis that lost
 // its data (flushed, or restarted without persistence) gets a new one, and
@@ -92,16 +99,17 @@
 // The keys, for Stream "sse:events": the stream itself; "sse:events:epoch"
 // (the epoch and the stream id its lineage starts after, created inside
 // the scripts when missing, so atomically like SET NX); "sse:events:meta"
-// (the stream's newest id and length, the newest trimmed id, the forgotten
+// (the stream's newest id, its events and entries, the newest trimmed id, the forgotten
 // audiences' bound, a counter, and for each Broker the number and reply of
 // its last batch, which make a retried one idempotent; those of brokers
 // gone quiet are dropped); "sse:events:evicted" and
 // "sse:events:evicted-order" (the eviction record);
 // "sse:events:state:<audience>" and "sse:events:state-order:<audience>"
 // (keyed states); "sse:events:ids" and "sse:events:ids-order"
-// (application-set IDs); "sse:events:trim" (the id and audience of each
-// entry, in the stream's order, so that a trim knows whose entries it
-// trims without reading them); "sse:events:control" (controls). The channels:
+// (application-set IDs); "sse:events:trim" (for each entry, in the
+// stream's order, its id, its number of events and the newest event of
+// each audience in it, so that a trim knows whose events it trims without
+// reading them); "sse:events:control" (controls). The channels:
 // "sse:events:push" (batches and controls, to every node) and
 // "sse:events:wake:<token>", one per Broker (wakes its follower).
 //
@@ -166,6 +174,17 @@
 // broker); where a restart must not reset clients, enable AOF with
 // appendfsync always: the epoch and the history then survive it and
 // clients resume exactly.
+//
+// Entries deleted from the stream by something else than the broker's trim
+// (XDEL, a key restored from an older dump, an eviction under maxmemory).
+// The trim list ("<Stream>:trim") then has more elements than the stream
+// has entries, and the next publish script finds it so and starts a new
+// epoch after the newest entry left before its batch, as above; a replay
+// or a snapshot reaching a deleted newest entry before any publish wakes
+// the follower, which finds its last delivered entry gone. Each client
+// resumes with one reset ("epoch") and the new epoch's events, so none
+// resumes across the hole without being told. Lost for good: the deleted
+// entries, for the clients that had not got them.
 //
 // A node that fell behind the trim (its follower cut off or slow while
 // other nodes published more than History entries). Its follower finds

@@ -149,7 +149,7 @@ func (b *Broker) follow(h sse.BrokerHandler, ps *redis.PubSub, st *followState) 
 func (b *Broker) catchUp(h sse.BrokerHandler, st *followState) error {
 	for {
 		reply, err := fetchScript.Run(b.ctx, b.reader, []string{b.stream, b.epochKey, b.metaKey, b.controlKey},
-			newEpoch(), st.epoch, st.last.String(), fetchCount, st.ctl.String()).Slice()
+			newEpoch(), st.epoch, st.last.String(), fetchCount, st.ctl.String(), pageBytes).Slice()
 		if err != nil {
 			return err
 		}
@@ -198,17 +198,18 @@ func (b *Broker) catchUp(h sse.BrokerHandler, st *followState) error {
 		}
 		entries, _ := index(reply, 3).([]any)
 		for _, e := range entries {
-			m, id, err := decodeEntry(e)
+			id, evs, err := decodeEntry(e, st.epoch)
 			if err != nil {
 				b.log.Error("sseredis: skipping a stream entry", "err", err)
-				if id.compare(st.last) > 0 {
-					st.last = id
-				}
-				continue
 			}
-			m.Pos = st.epoch + "-" + id.String()
-			h.HandleMessage(m)
-			st.last = id
+			for _, ev := range evs {
+				if ev.id.compare(st.last) > 0 { // the first entry may hold events delivered
+					h.HandleMessage(ev.m)
+				}
+			}
+			if id.compare(st.last) > 0 {
+				st.last = id
+			}
 		}
 		controls, _ := index(reply, 4).([]any)
 		for _, c := range controls {
@@ -225,7 +226,7 @@ func (b *Broker) catchUp(h sse.BrokerHandler, st *followState) error {
 				b.log.Error("sseredis: skipping a malformed control", "control", c)
 			}
 		}
-		if len(entries) < fetchCount && len(controls) < fetchCount {
+		if str(index(reply, 5)) == "" && len(controls) < fetchCount {
 			return nil
 		}
 	}
@@ -253,26 +254,33 @@ func (b *Broker) push(h sse.BrokerHandler, p string, st *followState) bool {
 	default:
 		return false
 	}
-	head, rest, ok := strings.Cut(rest, "\n")
-	epoch, prevText, ok2 := strings.Cut(head, " ")
-	prev, ok3 := parseID(prevText)
-	if !ok || !ok2 || !ok3 || epoch != st.epoch {
+	// "<epoch> <prev> <id> <n>\n" and the records.
+	head, records, ok := strings.Cut(rest, "\n")
+	f := strings.Split(head, " ")
+	if !ok || len(f) != 4 || f[0] != st.epoch {
 		return false
 	}
-	msgs, last, err := decodePush(rest, epoch)
-	if err != nil {
-		b.log.Error("sseredis: a malformed push: reading the stream instead", "err", err)
+	prev, ok1 := parseID(f[1])
+	id, ok2 := parseID(f[2])
+	n, ok3 := parseLen(f[3], 1<<20)
+	if !ok1 || !ok2 || !ok3 || n == 0 {
+		b.log.Error("sseredis: a malformed push: reading the stream instead", "head", head)
 		return false
 	}
-	if last.compare(st.last) <= 0 {
+	if id.compare(st.last) <= 0 {
 		return true // delivered already, from the stream
 	}
 	if prev != st.last {
 		return false // one was missed: read the stream
 	}
-	for _, m := range msgs {
-		h.HandleMessage(m)
+	evs, err := decodeRecords(records, st.epoch, id, n)
+	if err != nil {
+		b.log.Error("sseredis: a malformed push: reading the stream instead", "err", err)
+		return false
 	}
-	st.last = last
+	for _, e := range evs {
+		h.HandleMessage(e.m)
+	}
+	st.last = id
 	return true
 }

@@ -170,12 +170,26 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 	defer cancel()
 	defer context.AfterFunc(b.ctx, cancel)() // Close ends it too
 	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey, b.idsKey, b.idsOrderKey, b.trimKey}
-	args := make([]any, 0, 8+6*len(msgs))
-	args = append(args, newEpoch(), b.history, b.keys, maxEvicted, maxIDs, b.pushChannel, b.pubField, no)
+	// The records, one after the other; the trim list's element (after
+	// "<id> <n>"): for each audience, the index of its newest event and
+	// its name; and the events with an ID or a Key (see lua/publish.lua).
+	var records, trim []byte
+	args := make([]any, 0, 11)
+	args = append(args, newEpoch(), b.history, b.keys, maxEvicted, maxIDs, b.pushChannel, b.pubField, no, len(msgs), nil, nil)
+	newest := make(map[string]int, 1)
+	var order []string
 	var states map[string]int // audience -> index (1-based) in keys of its state hash
-	for _, m := range msgs {
+	for k, m := range msgs {
 		aud := audience(m.To)
-		st := 0
+		records = appendRecord(records, aud, m)
+		if _, ok := newest[aud]; !ok {
+			order = append(order, aud)
+		}
+		newest[aud] = k
+		if m.ID == "" && m.Key == "" {
+			continue
+		}
+		st, state := 0, ""
 		if m.Key != "" && b.keys > 0 {
 			var ok bool
 			if st, ok = states[aud]; !ok {
@@ -186,23 +200,25 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 				}
 				states[aud] = st
 			}
-		}
-		state := ""
-		if st > 0 {
 			state = strconv.Itoa(len(m.ID)) + "|" + m.ID + string(m.Body)
 		}
-		args = append(args, appendRecord(nil, aud, m), aud, m.ID, m.Key, st, state)
+		args = append(args, k, m.ID, m.Key, st, state)
 	}
+	for _, aud := range order {
+		trim = fmt.Appendf(trim, " %d %d %s", newest[aud], len(aud), aud)
+	}
+	args[9], args[10] = records, trim
 	res, err := publishScript.Run(ctx, b.client, keys, args...).Text()
 	if err != nil {
 		return fmt.Errorf("sseredis: publish: %w", err)
 	}
-	f := strings.Fields(res)
-	if len(f) != 1+len(msgs) {
+	epoch, idText, _ := strings.Cut(res, " ")
+	id, ok := parseID(idText)
+	if !ok || epoch == "" || id.seq+1 < uint64(len(msgs)) {
 		return fmt.Errorf("sseredis: publish: unexpected reply %q", res)
 	}
-	for i, m := range msgs {
-		m.Pos = f[0] + "-" + f[i+1]
+	for k, m := range msgs {
+		m.Pos = epoch + "-" + streamID{id.ms, id.seq - uint64(len(msgs)-1-k)}.String()
 	}
 	return nil
 }

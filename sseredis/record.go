@@ -13,11 +13,19 @@ import (
 //
 //	" <len(audience)> <len(ID)> <len(Key)> <len(Body)>\n<audience><ID><Key><Body>"
 //
-// A stream entry holds one field, "d", the record; a push carries each
-// entry as its id followed by its record (see lua/publish.lua). One field
-// per entry costs Redis less than one per part, and the push is built by
-// concatenation alone. Stream entries of an earlier version have four
-// fields ("a", "i", "k", "b"); decodeEntry reads both.
+// A batch of events is one stream entry (see lua/publish.lua): its field
+// "d" holds their records one after the other and, when there are several,
+// "n" their number; a push carries the same records. Every event has an id
+// of its own, the k-th (from 0) of the entry "<ms>-<s>" of n events
+// "<ms>-<s-n+1+k>", so positions are stream ids as before, one per event.
+// Stream entries of an earlier version have four fields ("a", "i", "k",
+// "b") and one event; decodeEntry reads them too.
+
+// event is an event read from the stream or a push, with its id.
+type event struct {
+	id streamID
+	m  *sse.Message
+}
 
 // appendRecord appends m's record, for the audience aud, to dst.
 func appendRecord(dst []byte, aud string, m *sse.Message) []byte {
@@ -88,35 +96,31 @@ func parseLen(v string, max int) (int, bool) {
 	return n, n <= max
 }
 
-// decodeEntry reads a stream entry, [id, [field, value, ...]], into a
-// Message without its position: the record in "d", or the four fields of
-// an earlier version's entry.
-func decodeEntry(e any) (*sse.Message, streamID, error) {
+// decodeEntry reads a stream entry, [id, [field, value, ...]], into its
+// events, their positions in epoch set.
+func decodeEntry(e any, epoch string) (streamID, []event, error) {
 	pair, _ := e.([]any)
 	if len(pair) != 2 {
-		return nil, streamID{}, fmt.Errorf("malformed entry %v", e)
+		return streamID{}, nil, fmt.Errorf("malformed entry %v", e)
 	}
 	id, ok := parseID(str(pair[0]))
 	if !ok {
-		return nil, streamID{}, fmt.Errorf("bad entry id %v", pair[0])
+		return streamID{}, nil, fmt.Errorf("bad entry id %v", pair[0])
 	}
 	fields, _ := pair[1].([]any)
-	if len(fields) == 2 && str(fields[0]) == "d" {
-		m, rest, err := decodeRecord(str(fields[1]))
-		if err == nil && rest != "" {
-			err = errors.New("bytes after the record")
-		}
-		if err != nil {
-			return nil, id, fmt.Errorf("entry %s: %w", id, err)
-		}
-		return m, id, nil
-	}
+	n, d, hasD := 1, "", false
 	m := &sse.Message{}
 	aud := ""
 	for j := 0; j+1 < len(fields); j += 2 {
 		v := str(fields[j+1])
 		switch str(fields[j]) {
-		case "a":
+		case "n":
+			if n, ok = parseLen(v, 1<<20); !ok || n == 0 {
+				return id, nil, fmt.Errorf("entry %s: bad count %.20q", id, v)
+			}
+		case "d":
+			d, hasD = v, true
+		case "a": // an entry of an earlier version
 			aud = v
 		case "i":
 			m.ID = v
@@ -126,30 +130,39 @@ func decodeEntry(e any) (*sse.Message, streamID, error) {
 			m.Body = []byte(v)
 		}
 	}
-	if m.To, ok = target(aud); !ok {
-		return nil, id, fmt.Errorf("entry %s has no audience", id)
+	if hasD {
+		evs, err := decodeRecords(d, epoch, id, n)
+		if err != nil {
+			return id, nil, fmt.Errorf("entry %s: %w", id, err)
+		}
+		return id, evs, nil
 	}
-	return m, id, nil
+	if m.To, ok = target(aud); !ok {
+		return id, nil, fmt.Errorf("entry %s has no audience", id)
+	}
+	m.Pos = epoch + "-" + id.String()
+	return id, []event{{id, m}}, nil
 }
 
-// decodePush reads a push's entries: for each, its id and its record.
-func decodePush(p, epoch string) (msgs []*sse.Message, last streamID, err error) {
-	for p != "" {
-		idText, _, _ := strings.Cut(p, " ")
-		id, ok := parseID(idText)
-		if !ok {
-			return nil, last, fmt.Errorf("bad entry id %.40q", idText)
-		}
-		m, rest, err := decodeRecord(p[len(idText):])
+// decodeRecords reads the n records of the entry id, d, into its events,
+// their positions in epoch set.
+func decodeRecords(d, epoch string, id streamID, n int) ([]event, error) {
+	if uint64(n) > id.seq+1 {
+		return nil, fmt.Errorf("%d events cannot end at seq %d", n, id.seq)
+	}
+	evs := make([]event, 0, n)
+	for k := range n {
+		m, rest, err := decodeRecord(d)
 		if err != nil {
-			return nil, last, fmt.Errorf("entry %s: %w", id, err)
+			return nil, fmt.Errorf("event %d of %d: %w", k, n, err)
 		}
-		m.Pos = epoch + "-" + id.String()
-		msgs = append(msgs, m)
-		last, p = id, rest
+		eid := streamID{id.ms, id.seq - uint64(n-1-k)}
+		m.Pos = epoch + "-" + eid.String()
+		evs = append(evs, event{eid, m})
+		d = rest
 	}
-	if len(msgs) == 0 {
-		return nil, last, errors.New("no entry")
+	if d != "" {
+		return nil, fmt.Errorf("bytes after %d records", n)
 	}
-	return msgs, last, nil
+	return evs, nil
 }

@@ -20,10 +20,10 @@ var recordCases = []*sse.Message{
 }
 
 // TestRecordRoundTrip: a record decodes to the message it was made from,
-// whatever bytes its parts hold, and a push of several records decodes to
-// all of them with their positions.
+// whatever bytes its parts hold, and an entry's records decode to all of
+// them, each with its own position.
 func TestRecordRoundTrip(t *testing.T) {
-	var push []byte
+	var records []byte
 	for i, m := range recordCases {
 		rec := appendRecord(nil, audience(m.To), m)
 		got, rest, err := decodeRecord(string(rec) + "tail")
@@ -36,20 +36,29 @@ func TestRecordRoundTrip(t *testing.T) {
 		if !sameMessage(got, m) {
 			t.Errorf("case %d: decoded %+v, want %+v", i, got, m)
 		}
-		push = fmt.Appendf(push, "1700000000000-%d", i)
-		push = append(push, rec...)
+		records = append(records, rec...)
 	}
-	msgs, last, err := decodePush(string(push), "abcdefgh")
+	id := streamID{1700000000000, 9}
+	evs, err := decodeRecords(string(records), "abcdefgh", id, len(recordCases))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != len(recordCases) || last.String() != fmt.Sprintf("1700000000000-%d", len(recordCases)-1) {
-		t.Fatalf("push decoded to %d messages, last %s", len(msgs), last)
+	if len(evs) != len(recordCases) {
+		t.Fatalf("decoded %d events, want %d", len(evs), len(recordCases))
 	}
-	for i, m := range msgs {
-		if !sameMessage(m, recordCases[i]) || m.Pos != fmt.Sprintf("abcdefgh-1700000000000-%d", i) {
-			t.Errorf("push entry %d: %+v", i, m)
+	for i, e := range evs {
+		want := fmt.Sprintf("1700000000000-%d", 9-len(recordCases)+1+i)
+		if !sameMessage(e.m, recordCases[i]) || e.id.String() != want || e.m.Pos != "abcdefgh-"+want {
+			t.Errorf("event %d: %+v at %s, want %s", i, e.m, e.id, want)
 		}
+	}
+	for _, n := range []int{len(recordCases) - 1, len(recordCases) + 1} {
+		if _, err := decodeRecords(string(records), "abcdefgh", id, n); err == nil {
+			t.Errorf("%d records decoded as %d", len(recordCases), n)
+		}
+	}
+	if _, err := decodeRecords(string(records), "abcdefgh", streamID{1, 2}, len(recordCases)); err == nil {
+		t.Errorf("%d events decoded as ending at 1-2", len(recordCases))
 	}
 }
 
@@ -76,11 +85,6 @@ func TestDecodeRecordRejects(t *testing.T) {
 	} {
 		if m, _, err := decodeRecord(p); err == nil {
 			t.Errorf("decodeRecord(%q) = %+v, want an error", p, m)
-		}
-	}
-	for _, p := range []string{"", "1-1", "1-1  2 0 0 1\ne:x", "1-1 2 0 0 1\ne:", "x 2 0 0 1\ne:x", "1-1 2 0 0 1\ne:x1-2"} {
-		if msgs, _, err := decodePush(p, "e"); err == nil {
-			t.Errorf("decodePush(%q) = %v, want an error", p, msgs)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 -- replay decides whether after can be resumed up to until and, if so,
 -- returns the first page of the entries in between (see page in
--- common.lua): {"ok", entries, more}, where more is the id to read the next
--- page after (see page.lua), "" if none; or {reason}.
+-- common.lua): {"ok", entries, more, after}, where more is the id to read
+-- the next page after (see page.lua), "" if none, and after the id of the
+-- event it resumes after (an application-set ID looked up); or {reason}.
 --
 -- until is a position the hub was delivered: when Redis has moved past it
 -- (it lost data the hub's follower has not noticed yet), replay wakes the
@@ -25,8 +26,8 @@ end
 if ARGV[1] ~= word then return {"epoch"} end
 if idlt(newest(KEYS[1]), ARGV[2]) then return {"unknown"} end
 if idlt(ARGV[4], ARGV[2]) then return {"ahead"} end
-if ARGV[2] == ARGV[4] then return {"ok", {}, ""} end
+if ARGV[2] == ARGV[4] then return {"ok", {}, "", ARGV[2]} end
 if not kept(KEYS[1], KEYS[3], ARGV[2]) then return {"unknown"} end
 if expiredFor(KEYS[3], KEYS[4], ARGV[2], 7) then return {"expired"} end
 local entries, more = page(KEYS[1], ARGV[2], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
-return {"ok", entries, more}
+return {"ok", entries, more, ARGV[2]}
