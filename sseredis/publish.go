@@ -170,9 +170,10 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 	defer cancel()
 	defer context.AfterFunc(b.ctx, cancel)() // Close ends it too
 	keys := []string{b.stream, b.epochKey, b.metaKey, b.evictedKey, b.evictedOrderKey, b.idsKey, b.idsOrderKey, b.trimKey}
-	// The records, one after the other; the trim list's element (after
-	// "<id> <n>"): for each audience, the index of its newest event and
-	// its name; and the events with an ID or a Key (see lua/publish.lua).
+	// The records, one after the other; the trim list's element after
+	// "<id>": the audience of a lone event, else the number of events and,
+	// for each audience, the index of its newest event and its name; and
+	// the events with an ID or a Key (see lua/publish.lua).
 	var records, trim []byte
 	args := make([]any, 0, 11)
 	args = append(args, newEpoch(), b.history, b.keys, maxEvicted, maxIDs, b.pushChannel, b.pubField, no, len(msgs), nil, nil)
@@ -204,8 +205,13 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 		}
 		args = append(args, k, m.ID, m.Key, st, state)
 	}
-	for _, aud := range order {
-		trim = fmt.Appendf(trim, " %d %d %s", newest[aud], len(aud), aud)
+	if len(msgs) == 1 {
+		trim = append(append(trim, ' '), order[0]...)
+	} else {
+		trim = strconv.AppendInt(append(trim, ' '), int64(len(msgs)), 10)
+		for _, aud := range order {
+			trim = fmt.Appendf(trim, " %d %d %s", newest[aud], len(aud), aud)
+		}
 	}
 	args[9], args[10] = records, trim
 	res, err := publishScript.Run(ctx, b.client, keys, args...).Text()

@@ -25,10 +25,10 @@
 -- all of them (one HSET and one ZADD with, for each audience they had, the
 -- id of its newest trimmed event: the same record as trimming one event at
 -- a time). Their audiences come from the trim list, one element per entry
--- in the stream's order, "<id> <n>" followed, for each audience of the
--- entry, by " <k> <len(audience)> <audience>" with k its newest event in
--- the entry (made by the caller); an element of an earlier version,
--- "<id> <audience>", is one event. One RPUSH per batch and one LRANGE and
+-- in the stream's order: "<id> <audience>" for an entry of one event (as
+-- an earlier version wrote for every entry), else "<id> <n>" followed, for
+-- each audience of the entry, by " <k> <len(audience)> <audience>" with k
+-- its newest event in the entry. The caller makes what follows "<id>". One RPUSH per batch and one LRANGE and
 -- LTRIM per trim cost Redis less than reading the entries back; a trim
 -- list whose length is not the stream's (lost, or written by an earlier
 -- version) is rebuilt from it.
@@ -58,7 +58,7 @@
 -- event in the batch its state (hash) and state order (zset).
 -- ARGV: candidate epoch, history, keys per audience, audiences remembered,
 -- IDs remembered, push channel, the broker's meta field, batch number, n,
--- the records, the trim list element after "<id> <n>", then five for each
+-- the records, the trim list element after "<id>", then five for each
 -- event with an application-set ID or a Key: its k, ID and Key, the index
 -- in KEYS of its audience's state hash (0 when it keeps no state) and,
 -- when it has one, the state's value after "<id>|" ("<len(ID)>|<ID><Body>").
@@ -185,6 +185,9 @@ local function rebuild()
         pos = at + la + li + lk + lb
       end
       local el = {e[1], " ", cnt}
+      if cnt == 1 then
+        el, order = {e[1], " ", order[1] or ""}, {}
+      end
       for _, a in ipairs(order) do
         el[#el + 1] = " " .. last[a] .. " " .. #a .. " " .. a
       end
@@ -205,7 +208,7 @@ end
 -- them without a word. The batch then starts a new epoch (its base the
 -- newest entry before the batch): each node ends its streams when it reads
 -- the new epoch, and their clients resume with a reset, as after a flush.
-local entries = redis.call("RPUSH", KEYS[8], id .. " " .. ARGV[9] .. ARGV[11])
+local entries = redis.call("RPUSH", KEYS[8], id .. ARGV[11])
 local xlen = redis.call("XLEN", KEYS[1])
 if entries ~= xlen then
   if entries > xlen then
@@ -235,11 +238,14 @@ if len > history + math.floor(history / 16) then
     if #chunk == 0 then break end
     for _, e in ipairs(chunk) do
       local eid, rest = string.match(e, "^(%S+) (.*)$")
-      local cnt, pos = string.match(rest, "^(%d+)()")
-      cnt = tonumber(cnt) or 1
+      local cnt, pos = 1, nil
+      if (string.byte(rest) or 58) <= 57 then -- a digit: several events
+        cnt, pos = string.match(rest, "^(%d+)()")
+        cnt = tonumber(cnt)
+      end
       if len - cnt < history then done = true break end
       len, drop, trimmed = len - cnt, drop + 1, eid
-      if not pos then -- an element of an earlier version: "<id> <audience>"
+      if not pos then -- one event: "<id> <audience>"
         if not ev[rest] then evorder[#evorder + 1] = rest end
         ev[rest] = eid
       else
