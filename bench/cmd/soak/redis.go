@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,14 +117,59 @@ func (rs *redisServer) contents(addr string) (map[int]bool, string, error) {
 	}
 	gs := make(map[int]bool, len(entries))
 	for _, e := range entries {
-		b, _ := e.Values["b"].(string)
-		g, ok := messageG([]byte(b))
-		if !ok {
-			return nil, "", fmt.Errorf("stream entry %s holds no soak event: %q", e.ID, b)
+		bodies, err := entryBodies(e.Values)
+		if err != nil {
+			return nil, "", fmt.Errorf("stream entry %s: %w", e.ID, err)
 		}
-		gs[g] = true
+		for _, b := range bodies {
+			g, ok := messageG([]byte(b))
+			if !ok {
+				return nil, "", fmt.Errorf("stream entry %s holds no soak event: %q", e.ID, b)
+			}
+			gs[g] = true
+		}
 	}
 	return gs, epoch, nil
+}
+
+// entryBodies returns the bodies of the events a stream entry of sseredis
+// holds, read as its package documentation describes the entries: "d",
+// the events' records one after the other, each
+// " <len(audience)> <len(ID)> <len(Key)> <len(Body)>\n" and the four; or,
+// in an entry of an earlier version, the one event's body in "b".
+func entryBodies(values map[string]any) ([]string, error) {
+	d, ok := values["d"].(string)
+	if !ok {
+		b, _ := values["b"].(string)
+		return []string{b}, nil
+	}
+	var bodies []string
+	for d != "" {
+		head, rest, ok := strings.Cut(d, "\n")
+		f := strings.Fields(head)
+		if !ok || len(f) != 4 {
+			return nil, fmt.Errorf("bad record header %.60q", head)
+		}
+		var n [4]int
+		total := 0
+		for i := range n {
+			v, err := strconv.Atoi(f[i])
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("bad record header %.60q", head)
+			}
+			n[i], total = v, total+v
+		}
+		if total > len(rest) {
+			return nil, fmt.Errorf("truncated record %.60q", head)
+		}
+		skip := n[0] + n[1] + n[2]
+		bodies = append(bodies, rest[skip:skip+n[3]])
+		d = rest[total:]
+	}
+	if n, ok := values["n"].(string); ok && n != strconv.Itoa(len(bodies)) {
+		return nil, fmt.Errorf("%d records, the entry says %s", len(bodies), n)
+	}
+	return bodies, nil
 }
 
 // epochWord returns the epoch of an epoch key's value, "<epoch> <base>".
