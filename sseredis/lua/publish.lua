@@ -64,9 +64,8 @@
 -- when it has one, the state's value after "<id>|" ("<len(ID)>|<ID><Body>").
 -- Returns "<epoch> <id>", the entry's id.
 local m = redis.call("HMGET", KEYS[3], "seq", "last", "len", ARGV[7])
-if m[4] then
-  local batch, result = string.match(m[4], "^(%d+) %d+ (.*)$")
-  if batch == ARGV[8] then return result end
+if m[4] and string.find(m[4], ARGV[8] .. " ", 1, true) == 1 then
+  return string.match(m[4], "^%d+ %d+ (.*)$")
 end
 local word = ensureEpoch(KEYS[2], ARGV[1], KEYS[1])
 local seq = tonumber(m[1]) or 0
@@ -103,24 +102,22 @@ else
     redis.call("XADD", KEYS[1], id, "n", n, "d", ARGV[10])
   end
 end
-local idms, base
-local function eventID(k)
-  if n == 1 then return id end
-  if not idms then
-    local idseq
-    idms, idseq = string.match(id, "^(%d+)-(%d+)$")
-    base = tonumber(idseq) - n + 1
-  end
-  return idms .. "-" .. string.format("%.0f", base + k)
-end
-
--- The application-set IDs and the states.
+-- The application-set IDs and the states, under each event's own id.
 local idfields, idorder = {}, {}
 local states = {}
+local idms, base
 for j = 12, #ARGV, 5 do
   local k, appid, key = tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2]
   local st = ARGV[j + 3] ~= "0" and tonumber(ARGV[j + 3]) or 0
-  local eid = eventID(k)
+  local eid = id
+  if n > 1 then
+    if not idms then
+      local idseq
+      idms, idseq = string.match(id, "^(%d+)-(%d+)$")
+      base = tonumber(idseq) - n + 1
+    end
+    eid = idms .. "-" .. string.format("%.0f", base + k)
+  end
   local s = seq + k + 1
   if appid ~= "" then
     idfields[#idfields + 1] = appid
@@ -157,49 +154,6 @@ local function bound(hash, order, max, added)
   end
 end
 
--- rebuild makes the trim list anew from the stream: each entry's
--- audiences, from its records (or its "a" field, in an entry of an earlier
--- version). It returns the entries and the events of the stream.
-local function rebuild()
-  redis.call("DEL", KEYS[8])
-  local from, entries, events = "-", 0, 0
-  while true do
-    local chunk = redis.call("XRANGE", KEYS[1], from, "+", "COUNT", 64)
-    if #chunk == 0 then break end
-    local l = {}
-    for _, e in ipairs(chunk) do
-      local f = e[2]
-      local cnt, d, last, order = 1, nil, {}, {}
-      for j = 1, #f, 2 do
-        if f[j] == "n" then cnt = tonumber(f[j + 1]) end
-        if f[j] == "d" then d = f[j + 1] end
-        if f[j] == "a" then last[f[j + 1]] = 0; order[1] = f[j + 1] end
-      end
-      local pos = 1
-      for k = 0, (d and cnt or 0) - 1 do
-        local la, li, lk, lb, at = string.match(d, "^ (%d+) (%d+) (%d+) (%d+)\n()", pos)
-        if not la then break end
-        local a = string.sub(d, at, at + la - 1)
-        if not last[a] then order[#order + 1] = a end
-        last[a] = k
-        pos = at + la + li + lk + lb
-      end
-      local el = {e[1], " ", cnt}
-      if cnt == 1 then
-        el, order = {e[1], " ", order[1] or ""}, {}
-      end
-      for _, a in ipairs(order) do
-        el[#el + 1] = " " .. last[a] .. " " .. #a .. " " .. a
-      end
-      l[#l + 1] = table.concat(el)
-      events = events + cnt
-    end
-    entries = redis.call("RPUSH", KEYS[8], unpack(l))
-    from = "(" .. chunk[#chunk][1]
-  end
-  return entries, events
-end
-
 -- The trim list gets the batch's element. It has as many elements as the
 -- stream has entries, unless something else than this script changed
 -- either. Fewer: the trim list was lost, and is rebuilt. More: the stream
@@ -211,6 +165,48 @@ end
 local entries = redis.call("RPUSH", KEYS[8], id .. ARGV[11])
 local xlen = redis.call("XLEN", KEYS[1])
 if entries ~= xlen then
+  -- rebuild makes the trim list anew from the stream: each entry's
+  -- audiences, from its records (or its "a" field, in an entry of an earlier
+  -- version). It returns the entries and the events of the stream.
+  local function rebuild()
+    redis.call("DEL", KEYS[8])
+    local from, entries, events = "-", 0, 0
+    while true do
+      local chunk = redis.call("XRANGE", KEYS[1], from, "+", "COUNT", 64)
+      if #chunk == 0 then break end
+      local l = {}
+      for _, e in ipairs(chunk) do
+        local f = e[2]
+        local cnt, d, last, order = 1, nil, {}, {}
+        for j = 1, #f, 2 do
+          if f[j] == "n" then cnt = tonumber(f[j + 1]) end
+          if f[j] == "d" then d = f[j + 1] end
+          if f[j] == "a" then last[f[j + 1]] = 0; order[1] = f[j + 1] end
+        end
+        local pos = 1
+        for k = 0, (d and cnt or 0) - 1 do
+          local la, li, lk, lb, at = string.match(d, "^ (%d+) (%d+) (%d+) (%d+)\n()", pos)
+          if not la then break end
+          local a = string.sub(d, at, at + la - 1)
+          if not last[a] then order[#order + 1] = a end
+          last[a] = k
+          pos = at + la + li + lk + lb
+        end
+        local el = {e[1], " ", cnt}
+        if cnt == 1 then
+          el, order = {e[1], " ", order[1] or ""}, {}
+        end
+        for _, a in ipairs(order) do
+          el[#el + 1] = " " .. last[a] .. " " .. #a .. " " .. a
+        end
+        l[#l + 1] = table.concat(el)
+        events = events + cnt
+      end
+      entries = redis.call("RPUSH", KEYS[8], unpack(l))
+      from = "(" .. chunk[#chunk][1]
+    end
+    return entries, events
+  end
   if entries > xlen then
     local before = redis.call("XREVRANGE", KEYS[1], "(" .. id, "-", "COUNT", 1)
     local base = "0-0"
