@@ -187,7 +187,7 @@
 // entries, for the clients that had not got them.
 //
 // A node that fell behind the trim (its follower cut off or slow while
-// other nodes published more than History entries). Its follower finds
+// other nodes published more than History events). Its follower finds
 // entries trimmed before it read them, logs it at Error and ends the
 // node's streams (HandleGap). Each client resumes from what it got,
 // checked against the eviction record: exactly when nothing of its
@@ -199,21 +199,23 @@
 //
 // One stream lives on one Redis (or one Cluster slot: every key derives
 // from Stream), whose single thread runs every publish script and writes
-// every push. Measured (bench/cmd/rediscost: redis-server 7.0 pinned to
-// a core of its own on a shared 2-core machine, 20 streams per node,
-// 64-byte events; see bench/BENCHMARKS.md), Redis spent per published
-// event about 11 µs of CPU with 2 nodes and 16 concurrent publishers
-// (batches of 5 or 6), 14 µs with 8 nodes and 64 publishers (8 per node),
-// 39 µs with 8 nodes and 16 publishers (2 per node: batches of 1.5), and
-// 45 to 85 µs with one publisher (no batching; 2 to 8 nodes). Each node
-// adds a socket write per batch, so the cost grows with the nodes and
-// shrinks with the publishers per node. With one stream per node, 16
-// publishers on 2 nodes published 56,000 events/s at 7.8 µs each, 44 % of
-// Redis's core. Extrapolated to a core at 100 % (in these runs the nodes'
-// process was the bottleneck), one Redis carries some 80,000 to 120,000
-// events/s with several publishers per node on a few nodes, 25,000 with 8
-// nodes of two publishers each, and 12,000 to 25,000 when events come one
-// at a time.
+// every push. Measured (bench/cmd/rediscost on 2026-12-06: redis-server
+// 7.0 pinned to a core of its own on a 2-core machine, 64-byte events,
+// medians; see bench/BENCHMARKS.md), Redis spent per published event, with
+// 20 streams per node: about 8.5 µs of CPU with 2 nodes and 16 concurrent
+// publishers (batches of 5 or 6 events, each one stream entry), 11 µs with
+// 8 nodes and 64 publishers (8 per node), 47 µs with 8 nodes and 16
+// publishers (2 per node: batches of 1.45), and 40 to 90 µs with one
+// publisher (no batching; 2 to 8 nodes). Each node adds a socket write per
+// batch, so the cost grows with the nodes and shrinks with the publishers
+// per node. With one stream per node, where Redis rather than the nodes'
+// process is the limit: 16 publishers on 2 nodes published 111,000
+// events/s at 5.3 µs each, 59 % of Redis's core; on 8 nodes 33,000 at
+// 23 µs (76 %); one publisher 13,000 at 36 µs (2 nodes) and 7,100 at 57 µs
+// (8 nodes). Extrapolated to a core at 100 %, one Redis carries some
+// 90,000 to 190,000 events/s with several publishers per node on a few
+// nodes, 40,000 with 8 nodes of two publishers each, and 17,000 to 28,000
+// when events come one at a time.
 //
 // Past that, shard by something every connection belongs to once: a
 // tenant, a room, a document. Give each shard a stream of its own on a
