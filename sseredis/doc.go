@@ -55,7 +55,9 @@
 // keeps at least History events, and holds fewer than History + History/16
 // + the largest batch. A retried script call (go-redis resends one whose
 // reply it lost) is answered from the broker's last batch and adds nothing
-// twice.
+// twice. Entries written by earlier versions of this package (one event
+// each) are read, but earlier versions cannot read a batch's entry: upgrade
+// every node of a stream together.
 //
 // The script also pushes the batch to every node (PUBLISH on
 // "<Stream>:push", with the id of the entry before it). Each Broker runs
