@@ -331,7 +331,7 @@ func index(s []any, i int) any {
 
 func str(v any) string { s, _ := v.(string); return s }
 
-// Replay calls fn for each entry after after up to until, in order. A
+// Replay calls fn for each event after after up to until, in order. A
 // position of another epoch is answered "epoch". Anything else that is not
 // a position is looked up as an application-set ID (Message.ID; the newest
 // 65,536 are indexed, while Redis keeps its data): one that is not found is
@@ -342,8 +342,10 @@ func str(v any) string { s, _ := v.(string); return s }
 // Replay wakes it and answers "ahead", and the hub asks again once the
 // follower has told it.
 //
-// The entries are read in pages of at most 256 entries or about 256 KiB,
-// one script each, and fn runs for a page's entries, with nothing held,
+// The entries are read in pages of at most 256 entries or about 256 KiB
+// (at least one entry: a batch, at most 1 MiB of bodies or one larger
+// event), one
+// script each, and fn runs for a page's events, with nothing held,
 // before the next is read: what a replay holds is bounded however long
 // the history, and one that fn stops, or whose ctx ends, reads no further.
 // Should Redis move past until between pages, or trim entries for the

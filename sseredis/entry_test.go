@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/ssehub/sse"
@@ -332,5 +333,45 @@ func TestDeletedEntryIsNoSilentGap(t *testing.T) {
 	x2, got := x.resuming(a, "client=x", 1)
 	if len(x2.resets) == 0 || got[0] != "e5" {
 		t.Fatalf("x resumed with resets %v and %v; want a reset, then e5", x2.resets, got)
+	}
+}
+
+// TestBatchPlacedAfterTheNewestGeneratedID: when the stream has generated
+// ids past the meta hash's newest (an entry added and deleted by someone
+// else, with a clock ahead), a batch is placed after the stream's newest
+// generated id, not refused, and its events' positions follow it.
+func TestBatchPlacedAfterTheNewestGeneratedID(t *testing.T) {
+	r := startRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer client.Close()
+	b, err := New(client, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.publishBatch(ctx, 1, []*sse.Message{msg(toAll, "", "", "0"), msg(toAll, "", "", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	future := fmt.Sprintf("%d-5", time.Now().Add(time.Hour).UnixMilli())
+	if err := client.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, ID: future, Values: []any{"d", " 2 0 0 1\ne:x"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.XDel(ctx, b.stream, future).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ms := []*sse.Message{msg(toAll, "", "", "2"), msg(toAll, "", "", "3"), msg(toAll, "", "", "4")}
+	if err := b.publishBatch(ctx, 2, ms); err != nil {
+		t.Fatalf("a batch after a deleted newer entry: %v", err)
+	}
+	f := mustID(future)
+	for i, m := range ms {
+		_, id, _ := parsePos(m.Pos)
+		if want := (streamID{f.ms, f.seq + 1 + uint64(i)}); id != want {
+			t.Errorf("event %d at %s, want %s", i, id, want)
+		}
+	}
+	if evs := streamEvents(t, b); len(evs) != 5 || evs[4].m.Pos != ms[2].Pos {
+		t.Fatalf("the stream holds %d events, the last at %s; want 5, the last at %s", len(evs), evs[len(evs)-1].m.Pos, ms[2].Pos)
 	}
 }
