@@ -344,10 +344,10 @@ func str(v any) string { s, _ := v.(string); return s }
 //
 // The entries are read in pages of at most 256 entries or about 256 KiB
 // (at least one entry: a batch, at most 1 MiB of bodies or one larger
-// event), one
-// script each, and fn runs for a page's events, with nothing held,
-// before the next is read: what a replay holds is bounded however long
-// the history, and one that fn stops, or whose ctx ends, reads no further.
+// event), one script each, and fn runs for a page's events, with nothing
+// held, before the next is read: what a replay holds is bounded however
+// long the history, and one that fn stops, or whose ctx ends, reads no
+// further.
 // Should Redis move past until between pages, or trim entries for the
 // stream's audiences before they were read, Replay returns an error: the
 // entries cannot all be given, and none may be skipped.
