@@ -69,12 +69,15 @@ func decodeRecord(p string) (m *sse.Message, rest string, err error) {
 	if total > len(rest) {
 		return nil, "", errors.New("truncated record")
 	}
+	// The audience, ID and Key are copied out of p (a whole batch's push
+	// or entry), so that what the hub keeps of them (keyed state, queued
+	// events) does not pin the batch; Body is copied by the conversion.
 	aud, rest := rest[:n[0]], rest[n[0]:]
-	m = &sse.Message{ID: rest[:n[1]]}
+	m = &sse.Message{ID: strings.Clone(rest[:n[1]])}
 	rest = rest[n[1]:]
-	m.Key, rest = rest[:n[2]], rest[n[2]:]
+	m.Key, rest = strings.Clone(rest[:n[2]]), rest[n[2]:]
 	m.Body, rest = []byte(rest[:n[3]]), rest[n[3]:]
-	if m.To, ok = target(aud); !ok {
+	if m.To, ok = target(strings.Clone(aud)); !ok {
 		return nil, "", fmt.Errorf("record without an audience (%.60q)", aud)
 	}
 	return m, rest, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/ssehub/sse"
@@ -225,5 +226,27 @@ func TestEarlierVersionsEntries(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the follower stopped")
 		}
+	}
+}
+
+// TestRecordCopiesOutOfTheBatch: a decoded message shares no memory with
+// the batch it was read from, so that keeping its ID, Key or audience
+// (as the hub's keyed state does) does not keep the whole batch.
+func TestRecordCopiesOutOfTheBatch(t *testing.T) {
+	m := &sse.Message{To: sse.Target{Kind: sse.ToTopic, Name: "topic"}, ID: "id-1", Key: "key-1", Body: []byte("body")}
+	batch := string(appendRecord(nil, audience(m.To), m)) + strings.Repeat("x", 1<<16)
+	got, _, err := decodeRecord(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(batch)))
+	hi := lo + uintptr(len(batch))
+	for what, s := range map[string]string{"ID": got.ID, "Key": got.Key, "audience": got.To.Name} {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= lo && p < hi {
+			t.Errorf("the decoded %s points into the batch", what)
+		}
+	}
+	if p := uintptr(unsafe.Pointer(unsafe.SliceData(got.Body))); p >= lo && p < hi {
+		t.Error("the decoded Body points into the batch")
 	}
 }
