@@ -28,10 +28,11 @@
 -- in the stream's order: "<id> <audience>" for an entry of one event (as
 -- an earlier version wrote for every entry), else "<id> <n>" followed, for
 -- each audience of the entry, by " <k> <len(audience)> <audience>" with k
--- its newest event in the entry. The caller makes what follows "<id>". One RPUSH per batch and one LRANGE and
--- LTRIM per trim cost Redis less than reading the entries back; a trim
--- list whose length is not the stream's (lost, or written by an earlier
--- version) is rebuilt from it.
+-- its newest event in the entry. The caller makes what follows "<id>".
+-- One RPUSH per batch and one LRANGE and LTRIM per trim cost Redis less
+-- than reading the entries back. A trim list shorter than the stream (lost,
+-- or written by an earlier version) is rebuilt from it; a longer one means
+-- the stream lost entries, and starts a new epoch (see below).
 --
 -- A retried call (go-redis resends a command whose reply it lost) adds
 -- nothing twice: the meta field of the broker that sends the batch holds
