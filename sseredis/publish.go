@@ -224,7 +224,7 @@ func (b *Broker) publishBatch(ctx context.Context, no uint64, msgs []*sse.Messag
 		return fmt.Errorf("sseredis: publish: unexpected reply %q", res)
 	}
 	for k, m := range msgs {
-		m.Pos = epoch + "-" + streamID{id.ms, id.seq - uint64(len(msgs)-1-k)}.String()
+		m.Pos = epoch + "-" + eventID(id, len(msgs), k).String()
 	}
 	return nil
 }

@@ -27,6 +27,12 @@ type event struct {
 	m  *sse.Message
 }
 
+// eventID returns the id of the k-th event (from 0) of the entry id of n
+// events: the entry's id is its last event's.
+func eventID(id streamID, n, k int) streamID {
+	return streamID{id.ms, id.seq - uint64(n-1-k)}
+}
+
 // appendRecord appends m's record, for the audience aud, to dst.
 func appendRecord(dst []byte, aud string, m *sse.Message) []byte {
 	dst = append(dst, ' ')
@@ -159,7 +165,7 @@ func decodeRecords(d, epoch string, id streamID, n int) ([]event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event %d of %d: %w", k, n, err)
 		}
-		eid := streamID{id.ms, id.seq - uint64(n-1-k)}
+		eid := eventID(id, n, k)
 		m.Pos = epoch + "-" + eid.String()
 		evs = append(evs, event{eid, m})
 		d = rest
