@@ -48,13 +48,7 @@ func (h *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 // gets its own position, in the order of the stream.
 func TestPublishersShareRoundTrips(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{Logger: testLogger(t)})
 	var got []*sse.Message
 	var mu sync.Mutex
 	if _, err := b.Subscribe(onMessage{t, func(m *sse.Message) { mu.Lock(); got = append(got, m); mu.Unlock() }}); err != nil {
@@ -351,13 +345,7 @@ func streamEvents(t *testing.T, b *Broker) []event {
 // trim, and the eviction record stays exact.
 func TestTrimListRebuilt(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{History: 16, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{History: 16, Logger: testLogger(t)})
 	ctx := context.Background()
 	var pos []string
 	publish := func(topic string) {
@@ -395,13 +383,7 @@ func TestTrimListRebuilt(t *testing.T) {
 // the other events of its batch.
 func TestPublishCancelled(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{Logger: testLogger(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m := &sse.Message{To: sse.Target{Kind: sse.ToEveryone}, Body: []byte("data: x\n\n")}

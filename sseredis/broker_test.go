@@ -425,13 +425,7 @@ func TestCloseStopsGoroutines(t *testing.T) {
 // ComparePositions, errors.
 func TestBroker(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{Stream: "{t}:s", Block: 100 * time.Millisecond, History: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{Stream: "{t}:s", Block: 100 * time.Millisecond, History: 4})
 	var mu sync.Mutex
 	var got []*sse.Message
 	head, err := b.Subscribe(onMessage{t, func(m *sse.Message) { mu.Lock(); got = append(got, m); mu.Unlock() }})

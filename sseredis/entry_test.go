@@ -57,13 +57,7 @@ func at(ms []*sse.Message, bodies ...int) string {
 // the stream, from inside an entry too, delivers each event once.
 func TestBatchIsOneEntry(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{Logger: testLogger(t)})
 	ctx := context.Background()
 	ms := []*sse.Message{
 		msg(toA, "", "", "0"),
@@ -156,13 +150,7 @@ func TestBatchIsOneEntry(t *testing.T) {
 // for the audiences that lost nothing, and expired for those that did.
 func TestBatchesTrimWhole(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{History: 4, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{History: 4, Logger: testLogger(t)})
 	ctx := context.Background()
 	b1 := []*sse.Message{msg(toA, "", "", "0"), msg(toB, "", "", "1"), msg(toA, "", "", "2")}
 	b2 := []*sse.Message{msg(toAll, "", "", "3"), msg(toAll, "", "", "4"), msg(toC, "", "", "5")}
@@ -218,13 +206,7 @@ func TestBatchesTrimWhole(t *testing.T) {
 // length read anew; a lost trim list alone is rebuilt, and starts none.
 func TestDeletedEntriesStartAnEpoch(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{History: 64, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{History: 64, Logger: testLogger(t)})
 	ctx := context.Background()
 	no := uint64(0)
 	publish := func(n int) []*sse.Message {
@@ -342,13 +324,7 @@ func TestDeletedEntryIsNoSilentGap(t *testing.T) {
 // generated id, not refused, and its events' positions follow it.
 func TestBatchPlacedAfterTheNewestGeneratedID(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{Logger: testLogger(t)})
 	ctx := context.Background()
 	if err := b.publishBatch(ctx, 1, []*sse.Message{msg(toAll, "", "", "0"), msg(toAll, "", "", "1")}); err != nil {
 		t.Fatal(err)

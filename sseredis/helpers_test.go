@@ -442,3 +442,17 @@ func noBrokerGoroutines(t *testing.T, b *Broker) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// brokerOn makes a Broker on its own client of r with opts; both are
+// closed at the test's cleanup (before r stops).
+func brokerOn(t testing.TB, r *redisServer, opts Options) (*Broker, *redis.Client) {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: r.addr()})
+	t.Cleanup(func() { client.Close() })
+	b, err := New(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, client
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/ssehub/sse"
 )
 
@@ -112,13 +111,7 @@ func TestEvictionRecordBound(t *testing.T) {
 	old := maxEvicted
 	maxEvicted = 2
 	t.Cleanup(func() { maxEvicted = old })
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{History: 1, Block: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{History: 1, Block: 100 * time.Millisecond})
 	ctx := context.Background()
 	head, err := b.Subscribe(onMessage{t, func(*sse.Message) {}})
 	if err != nil {

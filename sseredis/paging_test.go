@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/ssehub/sse"
 )
 
@@ -77,14 +76,8 @@ func heapNow() uint64 {
 // history; and full ones give every message, in position order.
 func TestLongReplayInPages(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
 	const n = 20_000
-	b, err := New(client, Options{History: n, Keys: n, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, _ := brokerOn(t, r, Options{History: n, Keys: n, Logger: testLogger(t)})
 	body := []byte("data: " + strings.Repeat("x", 1010) + "\n\n")
 	pos := publishMany(t, b, n, func(i int) *sse.Message {
 		return &sse.Message{To: sse.Target{Kind: sse.ToEveryone}, Key: fmt.Sprint("k", i), Body: body}
@@ -148,13 +141,7 @@ func TestLongReplayInPages(t *testing.T) {
 // some past until, give exactly what one read of everything would.
 func TestPagesMerge(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{History: 1000, Keys: 1000, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, _ := brokerOn(t, r, Options{History: 1000, Keys: 1000, Logger: testLogger(t)})
 	ctx := context.Background()
 	auds := []sse.Target{{Kind: sse.ToEveryone}, {Kind: sse.ToTopic, Name: "news"}, {Kind: sse.ToClient, Name: "ann"}, {Kind: sse.ToTopic, Name: "other"}}
 	type state struct {
@@ -225,13 +212,7 @@ func TestPagesMerge(t *testing.T) {
 // matter. A snapshot fails when Redis lost its data between two pages.
 func TestPagesMoveOn(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
-	b, err := New(client, Options{History: 10, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, _ := brokerOn(t, r, Options{History: 10, Logger: testLogger(t)})
 	setPages(t, 2, 256<<10)
 	ctx := context.Background()
 	everyone := sse.Target{Kind: sse.ToEveryone}

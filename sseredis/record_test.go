@@ -116,14 +116,8 @@ func FuzzDecodeRecord(f *testing.F) {
 // old entries and the new ones).
 func TestEarlierVersionsEntries(t *testing.T) {
 	r := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer client.Close()
 	ctx := context.Background()
-	b, err := New(client, Options{History: 8, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, client := brokerOn(t, r, Options{History: 8, Logger: testLogger(t)})
 	if err := client.Set(ctx, b.epochKey, "oldepoch 0-0", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
